@@ -1,0 +1,7 @@
+"""`python -m ohf`: the same as the `ohf` console script."""
+
+import sys
+
+from ohf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,226 @@
+"""The single config file (`ohf.toml` or `.json`) and IBM's `awsprov_*.json` drop-in, decoded.
+
+Pure: functions take the bytes that the shell read and the environment as a mapping, and return
+`Result`s. Finding and reading files is `ohf.effects.files`' job.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+from returns.result import Failure, Result, Success
+
+from ohf.model import OhfError, Template
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class AwsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[aws]`: where and as whom to call AWS."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    credentials_file: str | None = None
+    connect_timeout: Annotated[float, Meta(gt=0, le=300)] = 5.0
+    read_timeout: Annotated[float, Meta(gt=0, le=300)] = 20.0
+    max_attempts: Annotated[int, Meta(ge=1, le=20)] = 4
+
+
+class StorageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[storage]`: where ohf keeps what it asked AWS for."""
+
+    type: Literal["json"] = "json"
+    path: str | None = None
+    lock_timeout: Annotated[float, Meta(gt=0, le=600)] = 30.0
+
+
+class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[logging]`: log level and file (never stdout, which belongs to HF)."""
+
+    level: LogLevel = "INFO"
+    file: str | None = None
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole config file."""
+
+    aws: AwsConfig = AwsConfig()
+    storage: StorageConfig = StorageConfig()
+    logging: LoggingConfig = LoggingConfig()
+    templates_file: str | None = None
+    templates: tuple[Template, ...] = ()
+
+
+class IbmProviderConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys of IBM's `awsprov_config.json` that ohf honours (others are ignored)."""
+
+    AWS_REGION: str | None = None
+    AWS_ENDPOINT_URL: str | None = None
+    AWS_CREDENTIAL_FILE: str | None = None
+    AWS_PROFILE: str | None = None
+    AWS_CONNECTION_TIMEOUT_MS: Annotated[int, Meta(gt=0)] | None = None
+    AWS_REQUEST_RETRY_ATTEMPTS: Annotated[int, Meta(ge=0)] | None = None
+    LogLevel: str | None = None
+
+
+class TemplateFile(msgspec.Struct, frozen=True, kw_only=True):
+    """IBM's `awsprov_templates.json`: `{"templates": [...]}`."""
+
+    templates: list[dict[str, Any]]
+
+
+def _error(context: str, exc: Exception) -> OhfError:
+    return OhfError(message=f"{context}: {exc}", code="config")
+
+
+def decode_config(raw: bytes, *, fmt: Literal["toml", "json"], source: str) -> Result[Config, OhfError]:
+    """Decode an ohf config file (TOML or JSON) into `Config`, naming the file in any error."""
+    try:
+        if fmt == "toml":
+            data: Any = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = msgspec.json.decode(raw)
+    except (tomllib.TOMLDecodeError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return Failure(_error(f"cannot parse {source}", exc))
+    if not isinstance(data, dict):
+        return Failure(OhfError(message=f"{source}: expected a table/object at the top", code="config"))
+    templates_raw = data.pop("templates", [])
+    if not isinstance(templates_raw, list):
+        return Failure(OhfError(message=f"{source}: `templates` must be a list of tables", code="config"))
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        return Failure(_error(f"invalid config in {source}", exc))
+    return decode_template_list(templates_raw, source=source).map(
+        lambda ts: msgspec.structs.replace(config, templates=ts)
+    )
+
+
+_TEMPLATE_KEYS: frozenset[str] = frozenset(
+    f.encode_name for f in msgspec.structs.fields(Template) if f.name != "extras"
+)
+
+
+def decode_template(raw: Mapping[str, Any], *, where: str) -> Result[Template, OhfError]:
+    """Decode one IBM/ORB template mapping; unknown keys are kept in `extras` to be echoed."""
+    try:
+        template = msgspec.convert(
+            {k: v for k, v in raw.items() if k in _TEMPLATE_KEYS}, Template
+        )
+    except msgspec.ValidationError as exc:
+        template_id = raw.get("templateId", "?")
+        return Failure(_error(f"{where}: template {template_id!r} is invalid", exc))
+    extras = {k: v for k, v in raw.items() if k not in _TEMPLATE_KEYS}
+    return Success(msgspec.structs.replace(template, extras=extras) if extras else template)
+
+
+def decode_template_list(
+    raws: list[Any], *, source: str
+) -> Result[tuple[Template, ...], OhfError]:
+    """Decode a list of template mappings, failing on the first bad one or a duplicate id."""
+    out: list[Template] = []
+    for index, raw in enumerate(raws):
+        if not isinstance(raw, dict):
+            return Failure(
+                OhfError(message=f"{source}: templates[{index}] must be an object", code="config")
+            )
+        result = decode_template(raw, where=f"{source} templates[{index}]")
+        if isinstance(result, Failure):
+            return result
+        template = result.unwrap()
+        if any(t.template_id == template.template_id for t in out):
+            return Failure(
+                OhfError(
+                    message=f"{source}: templateId {template.template_id!r} is defined twice",
+                    code="config",
+                )
+            )
+        out.append(template)
+    return Success(tuple(out))
+
+
+def decode_template_file(raw: bytes, *, source: str) -> Result[tuple[Template, ...], OhfError]:
+    """Decode IBM's `awsprov_templates.json` bytes."""
+    try:
+        doc = msgspec.json.decode(raw, type=TemplateFile)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return Failure(_error(f"cannot read templates from {source}", exc))
+    return decode_template_list(doc.templates, source=source)
+
+
+_IBM_LEVELS: Mapping[str, LogLevel] = {
+    "TRACE": "DEBUG",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARN": "WARNING",
+    "WARNING": "WARNING",
+    "ERROR": "ERROR",
+    "FATAL": "CRITICAL",
+}
+
+
+def decode_ibm_config(raw: bytes, *, source: str) -> Result[Config, OhfError]:
+    """Map IBM's `awsprov_config.json` onto `Config`, so an IBM conf dir works unchanged."""
+    try:
+        ibm = msgspec.json.decode(raw, type=IbmProviderConfig)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return Failure(_error(f"cannot read {source}", exc))
+    timeout = (ibm.AWS_CONNECTION_TIMEOUT_MS or 5_000) / 1000
+    return Success(
+        Config(
+            aws=AwsConfig(
+                region=ibm.AWS_REGION,
+                endpoint_url=ibm.AWS_ENDPOINT_URL or None,
+                profile=ibm.AWS_PROFILE,
+                credentials_file=ibm.AWS_CREDENTIAL_FILE or None,
+                connect_timeout=min(max(timeout, 0.1), 300.0),
+                max_attempts=min(max((ibm.AWS_REQUEST_RETRY_ATTEMPTS or 3) + 1, 1), 20),
+            ),
+            logging=LoggingConfig(level=_IBM_LEVELS.get((ibm.LogLevel or "INFO").upper(), "INFO")),
+        )
+    )
+
+
+def merge_templates(
+    config: Config, from_file: tuple[Template, ...], *, source: str
+) -> Result[Config, OhfError]:
+    """Add the templates of `templates_file` to the inline ones; an id may appear only once."""
+    inline = {t.template_id for t in config.templates}
+    clash = sorted(inline & {t.template_id for t in from_file})
+    if clash:
+        return Failure(
+            OhfError(
+                message=f"templateId {clash[0]!r} is defined both inline and in {source}",
+                code="config",
+            )
+        )
+    return Success(msgspec.structs.replace(config, templates=config.templates + from_file))
+
+
+def config_candidates(explicit: str | None, env: Mapping[str, str], cwd: str) -> list[str]:
+    """Where to look for `ohf.toml`, in order: --config, $OHF_CONFIG, HF's conf dirs, cwd."""
+    if explicit:
+        return [explicit]
+    if env.get("OHF_CONFIG"):
+        return [env["OHF_CONFIG"]]
+    dirs = [env.get("HF_PROVIDER_CONFDIR"), env.get("PRO_CONF_DIR"), cwd]
+    return [f"{d.rstrip('/')}/ohf.toml" for d in dirs if d]
+
+
+def conf_dirs(env: Mapping[str, str], cwd: str) -> list[str]:
+    """The directories that may hold an IBM-style conf dir, in order of preference."""
+    return [d for d in (env.get("HF_PROVIDER_CONFDIR"), env.get("PRO_CONF_DIR"), cwd) if d]
+
+
+def ibm_file_names(kind: Literal["config", "templates"], env: Mapping[str, str]) -> list[str]:
+    """IBM's file names: `awsprov_<kind>.json`, or `<provider>prov_<kind>.json` once copied."""
+    names = [f"awsprov_{kind}.json"]
+    provider = env.get("HF_PROVIDER_NAME") or env.get("PROVIDER_NAME")
+    if provider and provider != "aws":
+        names.insert(0, f"{provider}prov_{kind}.json")
+    return names

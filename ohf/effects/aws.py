@@ -1,0 +1,324 @@
+"""The boto3 interpreter: performs cloud intents against AWS (or an AWS-compatible endpoint).
+
+boto3 is imported lazily, on the first intent that needs AWS, so calls that do not talk to AWS
+(getAvailableTemplates, bad input) never pay for it. Every AWS exception becomes a `Failure`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from ohf.config import AwsConfig
+from ohf.effects.intents import (
+    DescribeInstances,
+    Intent,
+    LaunchSpec,
+    ResolveImage,
+    RunInstances,
+    TerminateInstances,
+)
+from ohf.model import Instance, InstanceState, OhfError
+
+log = logging.getLogger("ohf.aws")
+
+REQUEST_TAG = "ohf:request-id"
+TEMPLATE_TAG = "ohf:template-id"
+FILTER_VALUES_MAX = 200  # EC2's limit on values in one filter
+PAGE_SIZE = 1000  # DescribeInstances' largest page
+TERMINATE_BATCH = 1000
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]+")
+_STATES = frozenset({"pending", "running", "stopping", "stopped", "shutting-down", "terminated"})
+
+Answer = Result[Any, OhfError]
+CallHook = Callable[[str], None]
+
+
+def chunks(items: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def instance_of(raw: dict[str, Any]) -> Instance:
+    """An `Instance` observation from one DescribeInstances/RunInstances item."""
+    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", []) or []}
+    state = raw.get("State", {}).get("Name", "pending")
+    launched = raw.get("LaunchTime")
+    return Instance(
+        instance_id=raw["InstanceId"],
+        state=state if state in _STATES else "pending",
+        instance_type=raw.get("InstanceType", ""),
+        private_ip=raw.get("PrivateIpAddress") or None,
+        public_ip=raw.get("PublicIpAddress") or None,
+        private_dns=raw.get("PrivateDnsName", "") or "",
+        launch_time=int(launched.timestamp()) if launched is not None else 0,
+        request_id=tags.get(REQUEST_TAG),
+        template_id=tags.get(TEMPLATE_TAG),
+        lifecycle="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
+        state_reason=(raw.get("StateReason") or {}).get("Message", ""),
+    )
+
+
+def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str, Any]:
+    """RunInstances keyword arguments for a `LaunchSpec` (pure; the device name is looked up)."""
+    tags = [{"Key": k, "Value": v} for k, v in spec.tags]
+    params: dict[str, Any] = {
+        "MinCount": spec.min_count,
+        "MaxCount": spec.max_count,
+        "ClientToken": spec.client_token,
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags},
+        ],
+    }
+    optional = {
+        "ImageId": spec.image_id,
+        "InstanceType": spec.instance_type,
+        "KeyName": spec.key_name,
+        "UserData": spec.user_data,
+        "EbsOptimized": spec.ebs_optimized,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    if spec.instance_profile:
+        key = "Arn" if spec.instance_profile.startswith("arn:") else "Name"
+        params["IamInstanceProfile"] = {key: spec.instance_profile}
+    if spec.spot is not None:
+        options: dict[str, Any] = {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        }
+        if spec.spot.max_price:
+            options["MaxPrice"] = spec.spot.max_price
+        params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+    if spec.root_volume is not None and root_device:
+        ebs = {
+            "VolumeSize": spec.root_volume.size_gib,
+            "VolumeType": spec.root_volume.volume_type,
+            "Iops": spec.root_volume.iops,
+            "DeleteOnTermination": True,
+        }
+        params["BlockDeviceMappings"] = [
+            {"DeviceName": root_device, "Ebs": {k: v for k, v in ebs.items() if v is not None}}
+        ]
+    placement = {"GroupName": spec.placement_group, "Tenancy": spec.tenancy}
+    if any(placement.values()):
+        params["Placement"] = {k: v for k, v in placement.items() if v}
+    if spec.launch_template_id:
+        params["LaunchTemplate"] = {
+            "LaunchTemplateId": spec.launch_template_id,
+            "Version": spec.launch_template_version or "$Default",
+        }
+    if spec.interface_type and spec.interface_type != "interface" or spec.efa_count:
+        cards = max(spec.efa_count or 1, 1)
+        params["NetworkInterfaces"] = [
+            {
+                "DeviceIndex": 0 if card == 0 else 1,
+                "NetworkCardIndex": card,
+                "InterfaceType": spec.interface_type or "efa",
+                **({"SubnetId": spec.subnet_id} if spec.subnet_id else {}),
+                **({"Groups": list(spec.security_group_ids)} if spec.security_group_ids else {}),
+            }
+            for card in range(cards)
+        ]
+    else:
+        if spec.subnet_id:
+            params["SubnetId"] = spec.subnet_id
+        if spec.security_group_ids:
+            params["SecurityGroupIds"] = list(spec.security_group_ids)
+    return params
+
+
+ClientGetter = Callable[[str], Any]
+
+
+def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
+    """A function giving one boto3 client per service, made on first use."""
+    cache: dict[str, Any] = {}
+
+    def get(service: str) -> Any:
+        if service not in cache:
+            cache[service] = _make_client(config, service, on_call)
+        return cache[service]
+
+    return get
+
+
+def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> Any:
+    import boto3
+    import botocore.config
+    import botocore.session
+
+    core = botocore.session.Session()
+    if config.credentials_file:
+        core.set_config_variable("credentials_file", config.credentials_file)
+    session = boto3.session.Session(
+        botocore_session=core, profile_name=config.profile, region_name=config.region
+    )
+    client = session.client(
+        service,
+        endpoint_url=config.endpoint_url,
+        config=botocore.config.Config(
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            retries={"max_attempts": config.max_attempts, "mode": "standard"},
+        ),
+    )
+    if on_call is not None:
+        client.meta.events.register(
+            "before-call", lambda model, **_: on_call(model.name)
+        )
+    return client
+
+
+def _failure(operation: str, exc: Exception) -> Failure[OhfError]:
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        return Failure(OhfError(message=f"{operation}: {code}: {err.get('Message', '')}", code=code))
+    if isinstance(exc, NoRegionError):
+        return Failure(
+            OhfError(
+                message=f"{operation}: no AWS region configured (set [aws] region or AWS_REGION)",
+                code="config",
+            )
+        )
+    if isinstance(exc, NoCredentialsError):
+        return Failure(
+            OhfError(message=f"{operation}: no AWS credentials found", code="credentials")
+        )
+    return Failure(OhfError(message=f"{operation}: {type(exc).__name__}: {exc}", code="connection"))
+
+
+def _timed(operation: str, call: Callable[[], Any]) -> Answer:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    start = time.perf_counter()
+    try:
+        value = call()
+    except (ClientError, BotoCoreError) as exc:
+        result = _failure(operation, exc)
+        log.debug("aws %s failed in %.3fs: %s", operation, time.perf_counter() - start, exc)
+        return result
+    log.debug("aws %s ok in %.3fs", operation, time.perf_counter() - start)
+    return Success(value)
+
+
+def _root_device(clients: ClientGetter, image_id: str | None) -> str | None:
+    if not image_id:
+        return None
+    answer = _timed(
+        "DescribeImages", lambda: clients("ec2").describe_images(ImageIds=[image_id])
+    )
+    images = answer.map(lambda r: r.get("Images", [])).value_or([])
+    return images[0].get("RootDeviceName", "/dev/xvda") if images else "/dev/xvda"
+
+
+def _run(clients: ClientGetter, intent: RunInstances) -> Answer:
+    spec = intent.spec
+    root = _root_device(clients, spec.image_id) if spec.root_volume else None
+    params = run_instances_params(spec, root)
+    return _timed("RunInstances", lambda: clients("ec2").run_instances(**params)).map(
+        lambda r: tuple(instance_of(i) for i in r.get("Instances", []))
+    )
+
+
+def _describe_pages(ec2: Any, filters: list[dict[str, Any]]) -> list[Instance]:
+    paginator = ec2.get_paginator("describe_instances")
+    pages = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE})
+    return [instance_of(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def _describe(clients: ClientGetter, intent: DescribeInstances) -> Answer:
+    queries = [
+        [{"Name": f"tag:{REQUEST_TAG}", "Values": list(c)}]
+        for c in chunks(intent.request_ids, FILTER_VALUES_MAX)
+    ] + [
+        [{"Name": "instance-id", "Values": list(c)}]
+        for c in chunks(intent.instance_ids, FILTER_VALUES_MAX)
+    ]
+    found: dict[str, Instance] = {}
+    for filters in queries:
+        answer = _timed(
+            "DescribeInstances", lambda f=filters: _describe_pages(clients("ec2"), f)
+        )
+        if isinstance(answer, Failure):
+            return answer
+        found.update((i.instance_id, i) for i in answer.unwrap())
+    return Success(tuple(found.values()))
+
+
+def _terminate_batch(ec2: Any, ids: tuple[str, ...]) -> Answer:
+    """Terminate `ids`; ids EC2 does not know are dropped and retried once, reported gone."""
+    gone: set[str] = set()
+    pending = ids
+    for _ in range(3):
+        if not pending:
+            break
+        answer = _timed(
+            "TerminateInstances", lambda p=pending: ec2.terminate_instances(InstanceIds=list(p))
+        )
+        if isinstance(answer, Success):
+            states: dict[str, InstanceState] = {
+                i["InstanceId"]: i["CurrentState"]["Name"]
+                for i in answer.unwrap().get("TerminatingInstances", [])
+            }
+            return Success({**states, **dict.fromkeys(gone, "gone")})
+        error = answer.failure()
+        if not error.code.startswith("InvalidInstanceID"):
+            return answer
+        missing = set(_INSTANCE_ID.findall(error.message)) & set(pending)
+        if not missing:
+            return answer
+        gone |= missing
+        pending = tuple(i for i in pending if i not in missing)
+    return Success(dict.fromkeys(gone, "gone"))
+
+
+def _terminate(clients: ClientGetter, intent: TerminateInstances) -> Answer:
+    states: dict[str, InstanceState] = {}
+    for batch in chunks(intent.instance_ids, TERMINATE_BATCH):
+        answer = _terminate_batch(clients("ec2"), batch)
+        if isinstance(answer, Failure):
+            return answer
+        states.update(answer.unwrap())
+    return Success(states)
+
+
+def _resolve(clients: ClientGetter, intent: ResolveImage) -> Answer:
+    return _timed(
+        "GetParameter", lambda: clients("ssm").get_parameter(Name=intent.parameter)
+    ).map(lambda r: str(r["Parameter"]["Value"]))
+
+
+def make_interpreter(
+    config: AwsConfig, on_call: CallHook | None = None
+) -> Callable[[Intent], Answer]:
+    """An interpreter for the cloud intents, talking to AWS with boto3."""
+    clients = client_getter(config, on_call)
+    table: dict[type[Any], Callable[[ClientGetter, Any], Answer]] = {
+        RunInstances: _run,
+        DescribeInstances: _describe,
+        TerminateInstances: _terminate,
+        ResolveImage: _resolve,
+    }
+
+    def interpret(intent: Intent) -> Answer:
+        handler = table.get(type(intent))
+        if handler is None:
+            return Failure(OhfError(message=f"the AWS interpreter cannot perform {intent!r}"))
+        return handler(clients, intent)
+
+    return interpret
+
+
+def known_intents() -> Iterable[type[Any]]:
+    """The intent types this interpreter performs."""
+    return (RunInstances, DescribeInstances, TerminateInstances, ResolveImage)

@@ -1,0 +1,154 @@
+"""The data ohf reasons about: templates, requests, machines, state and errors, as frozen structs.
+
+Everything here is a plain immutable value. Behaviour lives in the pure modules
+(`templates`, `acquire`, `status`, `release`); I/O lives in `ohf.effects`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+PriceType = Literal["ondemand", "spot", "heterogeneous"]
+ProviderApi = Literal["RunInstances", "EC2Fleet", "SpotFleet", "ASG"]
+AllocationStrategy = Literal[
+    "capacityOptimized",
+    "capacityOptimizedPrioritized",
+    "diversified",
+    "lowestPrice",
+    "priceCapacityOptimized",
+]
+FleetType = Literal["instant", "request", "maintain"]
+RequestStatus = Literal["running", "complete", "complete_with_error"]
+MachineResult = Literal["executing", "succeed", "fail"]
+# EC2 instance states, plus "gone" for an instance AWS no longer reports at all.
+InstanceState = Literal[
+    "pending", "running", "stopping", "stopped", "shutting-down", "terminated", "gone"
+]
+Phase = Literal["launching", "launched", "failed"]
+
+TemplateId = Annotated[str, Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
+AttributeValue = tuple[str, str | int | float]
+
+
+class OhfError(msgspec.Struct, frozen=True, kw_only=True):
+    """A failure a human can act on: what went wrong and, where known, where."""
+
+    message: str
+    code: str = "error"
+
+
+class Template(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One HF template, in IBM's `awsprov_templates.json` vocabulary (plus ORB's `providerApi`)."""
+
+    template_id: TemplateId
+    max_number: Annotated[int, Meta(ge=-1, le=10_000)]
+    attributes: dict[str, AttributeValue] = {}
+    image_id: str | None = None
+    subnet_id: str | list[str] | None = None
+    subnet_ids: list[str] | None = None
+    vm_type: str | None = None
+    vm_types: dict[str, Annotated[int, Meta(ge=1, le=10_000)]] | None = None
+    price_type: PriceType = "ondemand"
+    percent_on_demand: Annotated[int, Meta(ge=0, le=100)] | None = None
+    vm_types_on_demand: dict[str, int] | None = None
+    vm_types_priority: dict[str, int] | None = None
+    max_spot_price: Annotated[float, Meta(gt=0)] | str | None = None
+    allocation_strategy: AllocationStrategy | None = None
+    allocation_strategy_on_demand: Literal["lowestPrice", "prioritized"] | None = None
+    pools_count: Annotated[int, Meta(ge=1)] | None = None
+    fleet_role: str | None = None
+    spot_fleet_request_expiry: Annotated[int, Meta(ge=1)] | None = None
+    key_name: str | None = None
+    security_group_ids: list[str] | str | None = None
+    instance_tags: str | None = None
+    instance_profile: str | None = None
+    user_data: str | None = None
+    user_data_script: str | None = None
+    root_device_volume_size: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+    volume_type: Literal["standard", "gp2", "gp3", "io1", "io2", "sc1", "st1"] | None = None
+    iops: Annotated[int, Meta(ge=100)] | None = None
+    ebs_optimized: bool | None = None
+    placement_group_name: str | None = None
+    tenancy: Literal["default", "dedicated", "host"] | None = None
+    launch_template_id: str | None = None
+    launch_template_version: str | int | None = None
+    fleet_type: FleetType | None = None
+    interface_type: Literal["interface", "efa", "efa-only"] | None = None
+    efa_count: Annotated[int, Meta(ge=0, le=32)] | None = None
+    provider_api: ProviderApi | None = None
+    # Keys ohf does not know: kept so getAvailableTemplates echoes them unchanged.
+    extras: dict[str, Any] = {}
+
+
+class Instance(msgspec.Struct, frozen=True, kw_only=True):
+    """What the cloud says about one instance (an observation, not a record)."""
+
+    instance_id: str
+    state: InstanceState
+    instance_type: str = ""
+    private_ip: str | None = None
+    public_ip: str | None = None
+    private_dns: str = ""
+    launch_time: int = 0
+    request_id: str | None = None
+    template_id: str | None = None
+    lifecycle: Literal["on-demand", "spot"] = "on-demand"
+    state_reason: str = ""
+
+
+class Machine(msgspec.Struct, frozen=True, kw_only=True):
+    """One instance ohf launched, as last observed, with the result ohf reported to HF."""
+
+    machine_id: str
+    name: str = ""
+    instance_type: str = ""
+    units: int = 1
+    state: InstanceState = "pending"
+    private_ip: str | None = None
+    public_ip: str | None = None
+    launch_time: int = 0
+    lifecycle: Literal["on-demand", "spot"] = "on-demand"
+    result: MachineResult = "executing"
+    returned_by: str | None = None
+    message: str = ""
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """An acquire request: what HF asked for and the machines launched for it."""
+
+    request_id: str
+    template_id: str
+    machine_count: int
+    client_token: str
+    created_at: int
+    provider_api: ProviderApi = "RunInstances"
+    phase: Phase = "launching"
+    image_id: str | None = None
+    machines: tuple[Machine, ...] = ()
+    status: RequestStatus = "running"
+    message: str = ""
+
+
+class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A return request: the machines HF gave back, by id."""
+
+    request_id: str
+    created_at: int
+    machine_ids: tuple[str, ...]
+    status: RequestStatus = "running"
+    message: str = ""
+
+
+class State(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything ohf remembers between HF calls."""
+
+    version: int = 1
+    requests: dict[str, Request] = {}
+    returns: dict[str, ReturnRequest] = {}
+
+
+TERMINAL_STATES: frozenset[str] = frozenset({"shutting-down", "terminated", "gone"})
+ENDED_STATES: frozenset[str] = frozenset({"terminated", "gone"})

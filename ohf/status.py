@@ -1,0 +1,265 @@
+"""getRequestStatus, pure: fold what the cloud reports into requests, machines and HF statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping
+
+import msgspec
+from returns.result import Failure, Result, Success
+from toolz import unique
+
+from ohf.effects.intents import DescribeInstances, Intent
+from ohf.messages import MachineOut, RequestStatusIn, RequestStatusOut, RequestsStatusOut
+from ohf.model import (
+    ENDED_STATES,
+    Instance,
+    Machine,
+    MachineResult,
+    OhfError,
+    Request,
+    RequestStatus,
+    ReturnRequest,
+    State,
+)
+from ohf.outcome import Done
+from ohf.program import Answer
+
+# DescribeInstances is eventually consistent: a just-launched instance can be missing for a
+# while. Within this window a missing, never-seen-running machine is not declared gone.
+VISIBILITY_GRACE_SECONDS = 300
+_FAILED_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone"})
+TERMINAL: frozenset[str] = frozenset({"complete", "complete_with_error"})
+
+
+def acquire_result(machine: Machine) -> MachineResult:
+    """An acquired machine's result: sticky once decided, else read from its state."""
+    if machine.result != "executing":
+        return machine.result
+    if machine.state == "running" and machine.private_ip:
+        return "succeed"
+    if machine.state in _FAILED_STATES:
+        return "fail"
+    return "executing"
+
+
+def return_result(machine: Machine) -> MachineResult:
+    """A returned machine's result: succeed once terminated or gone."""
+    return "succeed" if machine.state in ENDED_STATES else "executing"
+
+
+def observe(machine: Machine, seen: Instance | None, now: int) -> Machine:
+    """The machine updated with what the cloud says (absent = gone, after a grace period)."""
+    if seen is None:
+        young = now - machine.launch_time < VISIBILITY_GRACE_SECONDS
+        if machine.state == "pending" and young:
+            return machine
+        updated = msgspec.structs.replace(machine, state="gone")
+    else:
+        updated = msgspec.structs.replace(
+            machine,
+            state=seen.state,
+            name=seen.private_dns or machine.name,
+            private_ip=seen.private_ip or machine.private_ip,
+            public_ip=seen.public_ip,
+            launch_time=seen.launch_time or machine.launch_time,
+            instance_type=seen.instance_type or machine.instance_type,
+            message=seen.state_reason if seen.state in _FAILED_STATES else machine.message,
+        )
+    return msgspec.structs.replace(updated, result=acquire_result(updated))
+
+
+def adopt(request: Request, instances: Iterable[Instance], units: Mapping[str, int]) -> Request:
+    """Add instances tagged with this request's id that the state does not hold yet."""
+    known = {m.machine_id for m in request.machines}
+    found = [i for i in instances if i.instance_id not in known]
+    if not found:
+        return request
+    adopted = tuple(
+        Machine(
+            machine_id=i.instance_id,
+            name=i.private_dns,
+            instance_type=i.instance_type,
+            units=units.get(i.instance_type, 1),
+            state=i.state,
+            private_ip=i.private_ip,
+            public_ip=i.public_ip,
+            launch_time=i.launch_time,
+            lifecycle=i.lifecycle,
+            message="adopted: found by its ohf:request-id tag",
+        )
+        for i in found
+    )
+    note = f"adopted {len(adopted)} instance(s) found by tag but missing from the state"
+    return msgspec.structs.replace(
+        request,
+        phase="launched",
+        machines=request.machines + adopted,
+        message="; ".join(m for m in (request.message, note) if m),
+    )
+
+
+def acquire_status(request: Request) -> tuple[RequestStatus, str]:
+    """The HF status of an acquire request (sticky once terminal) and its message."""
+    if request.status in TERMINAL:
+        return request.status, request.message
+    if request.phase == "failed":
+        return "complete_with_error", request.message
+    if request.phase == "launching":
+        return "running", request.message
+    results = [acquire_result(m) for m in request.machines]
+    if "executing" in results:
+        return "running", request.message
+    good = sum(m.units for m in request.machines if acquire_result(m) == "succeed")
+    if good >= request.machine_count:
+        return "complete", request.message
+    failed = [m for m in request.machines if acquire_result(m) == "fail"]
+    reasons = "; ".join(
+        unique(f"{m.machine_id}: {m.message or m.state}" for m in failed)
+    )
+    message = f"{good} of {request.machine_count} units usable"
+    return "complete_with_error", "; ".join(x for x in (request.message, message, reasons) if x)
+
+
+def settle_launching(request: Request, now: int) -> Request:
+    """A request still `launching` when another call sees it was cut off mid-launch.
+
+    Calls hold the state lock for their whole run, so no live process can be mid-launch here.
+    """
+    if request.phase != "launching":
+        return request
+    if request.machines:
+        return msgspec.structs.replace(request, phase="launched")
+    return msgspec.structs.replace(
+        request,
+        phase="failed",
+        status="complete_with_error",
+        message="the launch was interrupted before any instance was seen; nothing is running",
+    )
+
+
+def machine_out(machine: Machine, result: MachineResult) -> MachineOut:
+    """One machine in HF's shape."""
+    return MachineOut(
+        machine_id=machine.machine_id,
+        name=machine.name or machine.private_ip or machine.machine_id,
+        result=result,
+        status=machine.state,
+        private_ip_address=machine.private_ip,
+        public_ip_address=machine.public_ip,
+        launchtime=machine.launch_time,
+        message=machine.message,
+    )
+
+
+def machines_by_id(state: State) -> dict[str, tuple[str, Machine]]:
+    """Every machine ohf knows, by instance id, with the id of the request that launched it."""
+    return {
+        m.machine_id: (r.request_id, m) for r in state.requests.values() for m in r.machines
+    }
+
+
+def return_status(ret: ReturnRequest, index: Mapping[str, tuple[str, Machine]]) -> RequestStatusOut:
+    """A return request in HF's shape."""
+    machines = [index[i][1] for i in ret.machine_ids if i in index]
+    results = [return_result(m) for m in machines]
+    status: RequestStatus = (
+        "complete" if ret.status == "complete" or all(r == "succeed" for r in results) else "running"
+    )
+    return RequestStatusOut(
+        request_id=ret.request_id,
+        status=status,
+        message=ret.message,
+        machines=[machine_out(m, r) for m, r in zip(machines, results, strict=True)],
+    )
+
+
+def unknown_request(request_id: str) -> RequestStatusOut:
+    """The per-request answer for an id ohf never issued (the call itself still succeeds)."""
+    return RequestStatusOut(
+        request_id=request_id,
+        status="complete_with_error",
+        message=f"unknown request id {request_id!r}: ohf has no record of it",
+        machines=[],
+    )
+
+
+def apply_observations(
+    state: State,
+    request_ids: Iterable[str],
+    instances: Iterable[Instance],
+    weights: Mapping[str, Mapping[str, int]],
+    now: int,
+) -> State:
+    """Update the named acquire requests with the cloud's view: states, adoptions, statuses."""
+    by_request: dict[str, list[Instance]] = {}
+    for inst in instances:
+        if inst.request_id:
+            by_request.setdefault(inst.request_id, []).append(inst)
+    updated = dict(state.requests)
+    for rid in request_ids:
+        request = state.requests[rid]
+        seen = {i.instance_id: i for i in by_request.get(rid, [])}
+        request = adopt(request, seen.values(), weights.get(request.template_id, {}))
+        request = settle_launching(request, now)
+        request = msgspec.structs.replace(
+            request,
+            machines=tuple(observe(m, seen.get(m.machine_id), now) for m in request.machines),
+        )
+        status, message = acquire_status(request)
+        updated[rid] = msgspec.structs.replace(request, status=status, message=message)
+    return msgspec.structs.replace(state, requests=updated)
+
+
+def settle_returns(state: State, return_ids: Iterable[str]) -> State:
+    """Mark return requests complete once all their machines are gone (sticky)."""
+    index = machines_by_id(state)
+    returns = dict(state.returns)
+    for rid in return_ids:
+        out = return_status(state.returns[rid], index)
+        if out.status == "complete":
+            returns[rid] = msgspec.structs.replace(state.returns[rid], status="complete")
+    return msgspec.structs.replace(state, returns=returns)
+
+
+def request_status(
+    state: State,
+    ask: RequestStatusIn,
+    *,
+    weights: Mapping[str, Mapping[str, int]],
+    now: int,
+) -> Generator[Intent, Answer, Result[Done, OhfError]]:
+    """The getRequestStatus program: one describe for every request asked about."""
+    ids = list(unique(r.request_id for r in ask.requests))
+    acquire_ids = [i for i in ids if i in state.requests]
+    return_ids = [i for i in ids if i in state.returns and i not in state.requests]
+    index = machines_by_id(state)
+    owners = {index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index}
+    to_observe = sorted(set(acquire_ids) | owners)
+    stale = ""
+    new_state = state
+    if to_observe:
+        answer = yield DescribeInstances(request_ids=tuple(to_observe))
+        if isinstance(answer, Failure):
+            stale = f"AWS did not answer ({answer.failure().message}); last known state shown"
+        else:
+            new_state = apply_observations(state, to_observe, answer.unwrap(), weights, now)
+    new_state = settle_returns(new_state, return_ids)
+    new_index = machines_by_id(new_state)
+    out: list[RequestStatusOut] = []
+    for rid in ids:
+        if rid in new_state.requests:
+            request = new_state.requests[rid]
+            status, message = acquire_status(request)
+            out.append(
+                RequestStatusOut(
+                    request_id=rid,
+                    status=status,
+                    message="; ".join(x for x in (message, stale) if x),
+                    machines=[machine_out(m, acquire_result(m)) for m in request.machines],
+                )
+            )
+        elif rid in new_state.returns:
+            out.append(return_status(new_state.returns[rid], new_index))
+        else:
+            out.append(unknown_request(rid))
+    return Success(Done(reply=RequestsStatusOut(requests=out, message=stale), state=new_state))

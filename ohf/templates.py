@@ -1,0 +1,197 @@
+"""Pure template logic: normalise IBM/ORB fields, derive attributes, compute availability."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+from returns.result import Failure, Result, Success
+
+from ohf.catalogue import Catalogue
+from ohf.model import TERMINAL_STATES, OhfError, Request, State, Template
+
+SSM_PREFIXES = ("/", "resolve:ssm:")
+_ARCH_TYPE = {"x86_64": "X86_64", "arm64": "ARM64", "i386": "X86_64", "x86_64_mac": "X86_64", "arm64_mac": "ARM64"}
+
+
+def instance_types(template: Template) -> tuple[tuple[str, int], ...]:
+    """The template's instance types with their weights (capacity units per instance)."""
+    if template.vm_types:
+        return tuple(template.vm_types.items())
+    if template.vm_type:
+        return ((template.vm_type, 1),)
+    return ()
+
+
+def subnets(template: Template) -> tuple[str, ...]:
+    """The template's subnets: `subnetIds`, or `subnetId` as a list or comma-separated string."""
+    raw: Iterable[str]
+    if template.subnet_ids:
+        raw = template.subnet_ids
+    elif isinstance(template.subnet_id, list):
+        raw = template.subnet_id
+    elif template.subnet_id:
+        raw = template.subnet_id.split(",")
+    else:
+        raw = ()
+    return tuple(s.strip() for s in raw if s.strip())
+
+
+def security_groups(template: Template) -> tuple[str, ...]:
+    """Security group ids, from a list or a comma-separated string."""
+    raw = template.security_group_ids
+    items = raw.split(",") if isinstance(raw, str) else (raw or [])
+    return tuple(s.strip() for s in items if s.strip())
+
+
+def parse_tags(text: str | None) -> Result[tuple[tuple[str, str], ...], OhfError]:
+    """Parse IBM's `instanceTags` ("k1=v1;k2=v2") into (key, value) pairs."""
+    if not text:
+        return Success(())
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(";")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            return Failure(
+                OhfError(message=f"instanceTags: {item!r} is not of the form key=value")
+            )
+        if key.strip().lower().startswith("aws:"):
+            return Failure(OhfError(message=f"instanceTags: keys may not start with 'aws:' ({key!r})"))
+        pairs.append((key.strip(), value.strip()))
+    return Success(tuple(pairs))
+
+
+def is_ssm_parameter(image_id: str) -> bool:
+    """True when `imageId` names an SSM parameter to resolve rather than an AMI id."""
+    return image_id.startswith(SSM_PREFIXES)
+
+
+def ssm_parameter_name(image_id: str) -> str:
+    """The SSM parameter name in `imageId` (without a `resolve:ssm:` prefix)."""
+    return image_id.removeprefix("resolve:ssm:")
+
+
+def check_template(template: Template) -> Result[Template, OhfError]:
+    """Cross-field rules that a type annotation cannot state."""
+    where = f"template {template.template_id!r}"
+    if not template.image_id and not template.launch_template_id:
+        return Failure(OhfError(message=f"{where}: needs imageId (or launchTemplateId)"))
+    if not instance_types(template) and not template.launch_template_id:
+        return Failure(OhfError(message=f"{where}: needs vmType or vmTypes"))
+    if template.vm_type and template.vm_types:
+        return Failure(OhfError(message=f"{where}: give vmType or vmTypes, not both"))
+    for name in ("type", "ncpus", "nram", "ncores"):
+        value = template.attributes.get(name)
+        if value is not None and value[0] not in ("String", "Numeric", "Boolean"):
+            return Failure(
+                OhfError(message=f"{where}: attributes.{name} kind must be String or Numeric")
+            )
+    return parse_tags(template.instance_tags).map(lambda _: template).alt(
+        lambda e: OhfError(message=f"{where}: {e.message}")
+    )
+
+
+def missing_attributes(template: Template) -> bool:
+    """True when some mandatory attribute must be derived from the catalogue."""
+    return any(k not in template.attributes for k in ("type", "ncpus", "nram", "ncores"))
+
+
+def attributes(
+    template: Template, catalogue: Catalogue
+) -> Result[dict[str, tuple[str, str]], OhfError]:
+    """HF attributes: what the administrator wrote, completed from the instance-type catalogue.
+
+    With several instance types the smallest value of each is used, so HF never plans for more
+    CPU or memory than the smallest machine it may get.
+    """
+    written = {k: (kind, _text(v)) for k, (kind, v) in template.attributes.items()}
+    if not missing_attributes(template):
+        return Success(written)
+    names = [name for name, _ in instance_types(template)]
+    infos = [catalogue.types.get(name) for name in names]
+    unknown = [n for n, i in zip(names, infos, strict=True) if i is None]
+    needed = [k for k in ("type", "ncpus", "nram") if k not in written]
+    if (unknown or not names) and needed:
+        what = ", ".join(unknown) if unknown else "no vmType"
+        return Failure(
+            OhfError(
+                message=(
+                    f"template {template.template_id!r}: cannot derive attributes "
+                    f"{'/'.join(needed)} ({what} not in the instance-type catalogue); "
+                    "write them in `attributes` or refresh the catalogue"
+                )
+            )
+        )
+    known = [i for i in infos if i is not None]
+    if not known:
+        return Success(written)
+    derived = {
+        "type": ("String", _ARCH_TYPE.get(known[0].arch, known[0].arch.upper())),
+        "ncpus": ("Numeric", str(min(i.cores for i in known))),
+        "ncores": ("Numeric", str(min(i.cores for i in known))),
+        "nram": ("Numeric", str(min(i.mib for i in known))),
+    }
+    return Success({**derived, **written})
+
+
+def _text(value: str | int | float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def request_units(request: Request) -> int:
+    """Capacity units a request holds: reserved while launching, else its live machines."""
+    live = sum(
+        m.units
+        for m in request.machines
+        if m.returned_by is None and m.state not in TERMINAL_STATES
+    )
+    return max(live, request.machine_count) if request.phase == "launching" else live
+
+
+def units_in_use(state: State, template_id: str) -> int:
+    """Units of a template held by machines that are neither returned nor gone."""
+    return sum(
+        request_units(r) for r in state.requests.values() if r.template_id == template_id
+    )
+
+
+def available(template: Template, state: State) -> int:
+    """Units HF may still ask for; -1 when the template is unlimited."""
+    if template.max_number < 0:
+        return -1
+    return max(template.max_number - units_in_use(state, template.template_id), 0)
+
+
+def find_template(templates: Iterable[Template], template_id: str) -> Template | None:
+    """The template with this id, if any."""
+    return next((t for t in templates if t.template_id == template_id), None)
+
+
+_DEFAULTS: dict[str, Any] = {
+    f.encode_name: f.default for f in msgspec.structs.fields(Template)
+}
+
+
+def template_out(
+    template: Template, attrs: Mapping[str, tuple[str, str]], available_number: int
+) -> dict[str, Any]:
+    """A template as getAvailableTemplates reports it: every key echoed, attributes complete."""
+    body = {
+        k: v
+        for k, v in msgspec.to_builtins(template).items()
+        if v is not None and v != _DEFAULTS.get(k, msgspec.NODEFAULT)
+    }
+    extras = body.pop("extras", {})
+    return {
+        **extras,
+        **body,
+        "templateId": template.template_id,
+        "maxNumber": template.max_number,
+        "availableNumber": available_number,
+        "attributes": {k: [kind, value] for k, (kind, value) in attrs.items()},
+    }
