@@ -1,0 +1,150 @@
+"""Shared fixtures: a moto_server on a free loopback port, and IBM-format conf dirs for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+REGION = "us-east-1"
+AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """URL of a moto_server started for this test session (per xdist worker)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("moto_server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(moto_server: str) -> Iterator[str]:
+    """moto_server, reset before the test so every test starts from an empty cloud."""
+    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10).close()
+    yield moto_server
+
+
+def ec2_client(url: str):  # type: ignore[no-untyped-def]
+    """A boto3 EC2 client on the moto_server at `url`."""
+    import boto3
+
+    return boto3.client("ec2", region_name=REGION, endpoint_url=url)
+
+
+def default_subnet(url: str) -> str:
+    """The first subnet of moto's default VPC."""
+    return str(ec2_client(url).describe_subnets()["Subnets"][0]["SubnetId"])
+
+
+def write_ibm_conf(conf_dir: Path, url: str, templates: list[dict[str, object]]) -> Path:
+    """An IBM-format provider conf dir (awsprov_config.json + awsprov_templates.json)."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    (conf_dir / "awsprov_config.json").write_text(
+        json.dumps({"LogLevel": "DEBUG", "AWS_REGION": REGION, "AWS_ENDPOINT_URL": url})
+    )
+    (conf_dir / "awsprov_templates.json").write_text(json.dumps({"templates": templates}))
+    return conf_dir
+
+
+@pytest.fixture
+def ibm_conf(tmp_path: Path, aws: str) -> Path:
+    """An IBM conf dir with two templates: on-demand c5.large (max 10, SSM AMI), spot m5 (max 5)."""
+    subnet = default_subnet(aws)
+    return write_ibm_conf(
+        tmp_path / "conf",
+        aws,
+        [
+            {
+                "templateId": "OnDemand-c5",
+                "maxNumber": 10,
+                "imageId": AL2023,
+                "subnetId": subnet,
+                "vmType": "c5.large",
+                "instanceTags": "team=hpc;env=test",
+                "customKey": "kept",
+            },
+            {
+                "templateId": "Spot-m5",
+                "maxNumber": 5,
+                "attributes": {
+                    "type": ["String", "X86_64"],
+                    "ncpus": ["Numeric", "2"],
+                    "nram": ["Numeric", "16384"],
+                },
+                "imageId": AL2023,
+                "subnetId": subnet,
+                "vmType": "m5.xlarge",
+                "priceType": "spot",
+            },
+        ],
+    )
+
+
+def hf_env(conf_dir: Path) -> dict[str, str]:
+    """The environment HF gives a provider whose conf dir is `conf_dir`."""
+    env = dict(os.environ)
+    env.update(
+        HF_PROVIDER_CONFDIR=str(conf_dir),
+        HF_PROVIDER_WORKDIR=str(conf_dir / "work"),
+        HF_PROVIDER_LOGDIR=str(conf_dir / "log"),
+        HF_PROVIDER_NAME="aws",
+    )
+    env.pop("OHF_CONFIG", None)
+    return env
+
+
+def run_ohf(
+    call: str, body: object | bytes | None, conf_dir: Path, tmp: Path | None = None
+) -> tuple[int, object, str]:
+    """Run `python -m ohf CALL -f FILE` as HF does: (exit code, parsed stdout, stderr)."""
+    tmp = tmp or conf_dir
+    args = [sys.executable, "-m", "ohf", call]
+    if body is not None:
+        infile = tmp / f"hf_in_{call}_{time.monotonic_ns()}.json"
+        infile.write_bytes(body if isinstance(body, bytes) else json.dumps(body).encode())
+        args += ["-f", str(infile)]
+    proc = subprocess.run(
+        args, env=hf_env(conf_dir), capture_output=True, timeout=120, check=False
+    )
+    try:
+        parsed = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"stdout is not one JSON document: {proc.stdout!r}") from exc
+    return proc.returncode, parsed, proc.stderr.decode()
