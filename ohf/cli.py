@@ -11,12 +11,14 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from returns.result import Failure, Success
 
+from ohf.effects.intents import Intent
 from ohf.hf import CALLS, Reply, Shell, error_reply, handle
 from ohf.model import OhfError
+from ohf.program import Answer
 
 USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
   CALL: getAvailableTemplates | requestMachines | getRequestStatus |
@@ -87,19 +89,19 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
     correlation = uuid.uuid4().hex[:12]
     log = logs.setup(loaded.log_path, loaded.config.logging.level, call, correlation)
 
-    def cloud(intent: object) -> object:
+    made: list[Callable[[Intent], Answer]] = []
+
+    def cloud(intent: Intent) -> Answer:
         # boto3 is imported on the first cloud intent only.
-        from ohf.effects.aws import make_interpreter
+        if not made:
+            from ohf.effects.aws import make_interpreter
 
-        nonlocal interpret
-        if interpret is None:
-            interpret = make_interpreter(loaded.config.aws)
-        return interpret(intent)  # type: ignore[arg-type]
+            made.append(make_interpreter(loaded.config.aws))
+        return made[0](intent)
 
-    interpret = None
     shell = Shell(
         settings=loaded,
-        cloud=cloud,  # type: ignore[arg-type]
+        cloud=cloud,
         now=lambda: int(time.time()),
         new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
         log=log,

@@ -78,7 +78,9 @@ def _error(context: str, exc: Exception) -> OhfError:
     return OhfError(message=f"{context}: {exc}", code="config")
 
 
-def decode_config(raw: bytes, *, fmt: Literal["toml", "json"], source: str) -> Result[Config, OhfError]:
+def decode_config(
+    raw: bytes, *, fmt: Literal["toml", "json"], source: str
+) -> Result[Config, OhfError]:
     """Decode an ohf config file (TOML or JSON) into `Config`, naming the file in any error."""
     try:
         if fmt == "toml":
@@ -88,10 +90,14 @@ def decode_config(raw: bytes, *, fmt: Literal["toml", "json"], source: str) -> R
     except (tomllib.TOMLDecodeError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         return Failure(_error(f"cannot parse {source}", exc))
     if not isinstance(data, dict):
-        return Failure(OhfError(message=f"{source}: expected a table/object at the top", code="config"))
+        return Failure(
+            OhfError(message=f"{source}: expected a table/object at the top", code="config")
+        )
     templates_raw = data.pop("templates", [])
     if not isinstance(templates_raw, list):
-        return Failure(OhfError(message=f"{source}: `templates` must be a list of tables", code="config"))
+        return Failure(
+            OhfError(message=f"{source}: `templates` must be a list of tables", code="config")
+        )
     try:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
@@ -109,9 +115,7 @@ _TEMPLATE_KEYS: frozenset[str] = frozenset(
 def decode_template(raw: Mapping[str, Any], *, where: str) -> Result[Template, OhfError]:
     """Decode one IBM/ORB template mapping; unknown keys are kept in `extras` to be echoed."""
     try:
-        template = msgspec.convert(
-            {k: v for k, v in raw.items() if k in _TEMPLATE_KEYS}, Template
-        )
+        template = msgspec.convert({k: v for k, v in raw.items() if k in _TEMPLATE_KEYS}, Template)
     except msgspec.ValidationError as exc:
         template_id = raw.get("templateId", "?")
         return Failure(_error(f"{where}: template {template_id!r} is invalid", exc))
@@ -119,9 +123,7 @@ def decode_template(raw: Mapping[str, Any], *, where: str) -> Result[Template, O
     return Success(msgspec.structs.replace(template, extras=extras) if extras else template)
 
 
-def decode_template_list(
-    raws: list[Any], *, source: str
-) -> Result[tuple[Template, ...], OhfError]:
+def decode_template_list(raws: list[Any], *, source: str) -> Result[tuple[Template, ...], OhfError]:
     """Decode a list of template mappings, failing on the first bad one or a duplicate id."""
     out: list[Template] = []
     for index, raw in enumerate(raws):

@@ -14,22 +14,18 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
+from ohf.catalogue import EMPTY
 from ohf.effects import store_json
 from ohf.effects.files import Settings, read_catalogue, read_text
 from ohf.effects.intents import Intent, Log, ReadText, SaveState
 from ohf.messages import (
     INPUTS,
     ErrorOut,
-    RequestMachinesIn,
-    RequestStatusIn,
-    ReturnMachinesIn,
-    ReturnRequestsIn,
     TemplatesOut,
 )
 from ohf.model import OhfError, State
 from ohf.outcome import Done
 from ohf.program import Answer, Program, run
-from ohf.catalogue import EMPTY
 from ohf.templates import attributes, available, instance_types, missing_attributes, template_out
 
 CALLS = tuple(INPUTS)
@@ -61,7 +57,9 @@ def error_reply(error: OhfError) -> Reply:
 def decode_input(call: str, payload: bytes) -> Result[Any, OhfError]:
     """Decode a call's input JSON into its struct, with the path of any error."""
     if call not in INPUTS:
-        return Failure(OhfError(message=f"unknown call {call!r}; expected one of {', '.join(CALLS)}"))
+        return Failure(
+            OhfError(message=f"unknown call {call!r}; expected one of {', '.join(CALLS)}")
+        )
     if not payload.strip():
         if call in ("getAvailableTemplates", "getReturnRequests"):
             payload = b"{}"
@@ -116,7 +114,9 @@ def _finish(
     return Reply(body=_encoder.encode(done.reply), exit_code=done.exit_code)
 
 
-def _program(shell: Shell, call: str, state: State, message: Any) -> Program[Result[Done, OhfError]]:
+def _program(
+    shell: Shell, call: str, state: State, message: Any
+) -> Program[Result[Done, OhfError]]:
     from ohf import acquire, release, status
 
     templates = shell.settings.config.templates

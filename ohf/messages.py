@@ -9,59 +9,60 @@ from msgspec import Meta
 
 from ohf.model import InstanceState, MachineResult, RequestStatus
 
+
 class _HF(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Base of every HF document: immutable, keyword-only, camelCase on the wire."""
 
 
-class TemplateAsk(_HF):
+class TemplateAsk(_HF, frozen=True, kw_only=True):
     """The `template` object of a requestMachines input."""
 
     template_id: Annotated[str, Meta(min_length=1)]
     machine_count: Annotated[int, Meta(ge=1)]
 
 
-class RequestMachinesIn(_HF):
+class RequestMachinesIn(_HF, frozen=True, kw_only=True):
     """requestMachines input."""
 
     template: TemplateAsk
 
 
-class RequestRef(_HF):
+class RequestRef(_HF, frozen=True, kw_only=True):
     """A request id as HF passes it to getRequestStatus."""
 
     request_id: Annotated[str, Meta(min_length=1)]
 
 
-class RequestStatusIn(_HF):
+class RequestStatusIn(_HF, frozen=True, kw_only=True):
     """getRequestStatus input."""
 
     requests: list[RequestRef]
 
 
-class MachineRef(_HF):
+class MachineRef(_HF, frozen=True, kw_only=True):
     """A machine as HF names it in requestReturnMachines and getReturnRequests."""
 
     name: str = ""
     machine_id: str = ""
 
 
-class ReturnMachinesIn(_HF):
+class ReturnMachinesIn(_HF, frozen=True, kw_only=True):
     """requestReturnMachines input."""
 
     machines: Annotated[list[MachineRef], Meta(min_length=1)]
 
 
-class ReturnRequestsIn(_HF):
+class ReturnRequestsIn(_HF, frozen=True, kw_only=True):
     """getReturnRequests input: the hosts HF believes it holds (may be empty)."""
 
     machines: list[MachineRef] = []
 
 
-class TemplatesIn(_HF):
+class TemplatesIn(_HF, frozen=True, kw_only=True):
     """getAvailableTemplates input: HF sends `{}`; anything in it is ignored."""
 
 
-class TemplateOut(_HF):
+class TemplateOut(_HF, frozen=True, kw_only=True):
     """One template as reported to HF (other template keys are echoed beside these)."""
 
     template_id: str
@@ -70,21 +71,21 @@ class TemplateOut(_HF):
     attributes: dict[str, tuple[str, str]]
 
 
-class TemplatesOut(_HF):
+class TemplatesOut(_HF, frozen=True, kw_only=True):
     """getAvailableTemplates output."""
 
     templates: list[dict[str, Any]]
     message: str = ""
 
 
-class RequestAccepted(_HF):
+class RequestAccepted(_HF, frozen=True, kw_only=True):
     """requestMachines and requestReturnMachines output."""
 
     request_id: str
     message: str = ""
 
 
-class MachineOut(_HF):
+class MachineOut(_HF, frozen=True, kw_only=True):
     """One machine in a getRequestStatus answer."""
 
     machine_id: str
@@ -97,7 +98,7 @@ class MachineOut(_HF):
     message: str = ""
 
 
-class RequestStatusOut(_HF):
+class RequestStatusOut(_HF, frozen=True, kw_only=True):
     """One request in a getRequestStatus answer."""
 
     request_id: str
@@ -106,14 +107,14 @@ class RequestStatusOut(_HF):
     message: str = ""
 
 
-class RequestsStatusOut(_HF):
+class RequestsStatusOut(_HF, frozen=True, kw_only=True):
     """getRequestStatus output."""
 
     requests: list[RequestStatusOut]
     message: str = ""
 
 
-class ReclaimOut(_HF):
+class ReclaimOut(_HF, frozen=True, kw_only=True):
     """One machine the cloud is taking back, in a getReturnRequests answer."""
 
     machine: str
@@ -121,7 +122,7 @@ class ReclaimOut(_HF):
     grace_period: int = 0
 
 
-class ReturnRequestsOut(_HF):
+class ReturnRequestsOut(_HF, frozen=True, kw_only=True):
     """getReturnRequests output."""
 
     requests: list[ReclaimOut]
@@ -129,7 +130,7 @@ class ReturnRequestsOut(_HF):
     message: str = ""
 
 
-class ErrorOut(_HF):
+class ErrorOut(_HF, frozen=True, kw_only=True):
     """What every failed call prints: HF reads `message`."""
 
     message: str

@@ -43,9 +43,7 @@ def resolve_refs(
     return known, unknown
 
 
-def mark_returned(
-    state: State, return_id: str, states: Mapping[str, InstanceState]
-) -> State:
+def mark_returned(state: State, return_id: str, states: Mapping[str, InstanceState]) -> State:
     """The state with the machines in `states` returned by `return_id`, at their new states."""
 
     def update(machine: Machine) -> Machine:
@@ -91,9 +89,7 @@ def return_machines(
     states = {i: new_states.get(i, "shutting-down") for i in ids}
     ret = ReturnRequest(request_id=return_id, created_at=now, machine_ids=ids)
     new_state = mark_returned(state, return_id, states)
-    new_state = msgspec.structs.replace(
-        new_state, returns={**new_state.returns, return_id: ret}
-    )
+    new_state = msgspec.structs.replace(new_state, returns={**new_state.returns, return_id: ret})
     gone = sum(1 for s in states.values() if s == "gone")
     note = f" ({gone} already gone)" if gone else ""
     return Success(
@@ -128,7 +124,9 @@ def return_requests(
     }
     unnamed = [r for r in refs if not (r.machine_id or by_name.get(r.name))]
     if not candidates:
-        return Success(Done(reply=ReturnRequestsOut(requests=[], message=_note(unnamed)), state=state))
+        return Success(
+            Done(reply=ReturnRequestsOut(requests=[], message=_note(unnamed)), state=state)
+        )
     answer = yield DescribeInstances(instance_ids=tuple(sorted(candidates)))
     if isinstance(answer, Failure):
         return Failure(

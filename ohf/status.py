@@ -9,7 +9,7 @@ from returns.result import Failure, Result, Success
 from toolz import unique
 
 from ohf.effects.intents import DescribeInstances, Intent
-from ohf.messages import MachineOut, RequestStatusIn, RequestStatusOut, RequestsStatusOut
+from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,
     Instance,
@@ -113,9 +113,7 @@ def acquire_status(request: Request) -> tuple[RequestStatus, str]:
     if good >= request.machine_count:
         return "complete", request.message
     failed = [m for m in request.machines if acquire_result(m) == "fail"]
-    reasons = "; ".join(
-        unique(f"{m.machine_id}: {m.message or m.state}" for m in failed)
-    )
+    reasons = "; ".join(unique(f"{m.machine_id}: {m.message or m.state}" for m in failed))
     message = f"{good} of {request.machine_count} units usable"
     return "complete_with_error", "; ".join(x for x in (request.message, message, reasons) if x)
 
@@ -153,9 +151,7 @@ def machine_out(machine: Machine, result: MachineResult) -> MachineOut:
 
 def machines_by_id(state: State) -> dict[str, tuple[str, Machine]]:
     """Every machine ohf knows, by instance id, with the id of the request that launched it."""
-    return {
-        m.machine_id: (r.request_id, m) for r in state.requests.values() for m in r.machines
-    }
+    return {m.machine_id: (r.request_id, m) for r in state.requests.values() for m in r.machines}
 
 
 def return_status(ret: ReturnRequest, index: Mapping[str, tuple[str, Machine]]) -> RequestStatusOut:
@@ -163,7 +159,9 @@ def return_status(ret: ReturnRequest, index: Mapping[str, tuple[str, Machine]]) 
     machines = [index[i][1] for i in ret.machine_ids if i in index]
     results = [return_result(m) for m in machines]
     status: RequestStatus = (
-        "complete" if ret.status == "complete" or all(r == "succeed" for r in results) else "running"
+        "complete"
+        if ret.status == "complete" or all(r == "succeed" for r in results)
+        else "running"
     )
     return RequestStatusOut(
         request_id=ret.request_id,
@@ -233,7 +231,9 @@ def request_status(
     acquire_ids = [i for i in ids if i in state.requests]
     return_ids = [i for i in ids if i in state.returns and i not in state.requests]
     index = machines_by_id(state)
-    owners = {index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index}
+    owners = {
+        index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index
+    }
     to_observe = sorted(set(acquire_ids) | owners)
     stale = ""
     new_state = state

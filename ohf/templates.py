@@ -12,7 +12,13 @@ from ohf.catalogue import Catalogue
 from ohf.model import TERMINAL_STATES, OhfError, Request, State, Template
 
 SSM_PREFIXES = ("/", "resolve:ssm:")
-_ARCH_TYPE = {"x86_64": "X86_64", "arm64": "ARM64", "i386": "X86_64", "x86_64_mac": "X86_64", "arm64_mac": "ARM64"}
+_ARCH_TYPE = {
+    "x86_64": "X86_64",
+    "arm64": "ARM64",
+    "i386": "X86_64",
+    "x86_64_mac": "X86_64",
+    "arm64_mac": "ARM64",
+}
 
 
 def instance_types(template: Template) -> tuple[tuple[str, int], ...]:
@@ -55,11 +61,11 @@ def parse_tags(text: str | None) -> Result[tuple[tuple[str, str], ...], OhfError
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            return Failure(
-                OhfError(message=f"instanceTags: {item!r} is not of the form key=value")
-            )
+            return Failure(OhfError(message=f"instanceTags: {item!r} is not of the form key=value"))
         if key.strip().lower().startswith("aws:"):
-            return Failure(OhfError(message=f"instanceTags: keys may not start with 'aws:' ({key!r})"))
+            return Failure(
+                OhfError(message=f"instanceTags: keys may not start with 'aws:' ({key!r})")
+            )
         pairs.append((key.strip(), value.strip()))
     return Success(tuple(pairs))
 
@@ -89,8 +95,10 @@ def check_template(template: Template) -> Result[Template, OhfError]:
             return Failure(
                 OhfError(message=f"{where}: attributes.{name} kind must be String or Numeric")
             )
-    return parse_tags(template.instance_tags).map(lambda _: template).alt(
-        lambda e: OhfError(message=f"{where}: {e.message}")
+    return (
+        parse_tags(template.instance_tags)
+        .map(lambda _: template)
+        .alt(lambda e: OhfError(message=f"{where}: {e.message}"))
     )
 
 
@@ -155,9 +163,7 @@ def request_units(request: Request) -> int:
 
 def units_in_use(state: State, template_id: str) -> int:
     """Units of a template held by machines that are neither returned nor gone."""
-    return sum(
-        request_units(r) for r in state.requests.values() if r.template_id == template_id
-    )
+    return sum(request_units(r) for r in state.requests.values() if r.template_id == template_id)
 
 
 def available(template: Template, state: State) -> int:
@@ -172,9 +178,7 @@ def find_template(templates: Iterable[Template], template_id: str) -> Template |
     return next((t for t in templates if t.template_id == template_id), None)
 
 
-_DEFAULTS: dict[str, Any] = {
-    f.encode_name: f.default for f in msgspec.structs.fields(Template)
-}
+_DEFAULTS: dict[str, Any] = {f.encode_name: f.default for f in msgspec.structs.fields(Template)}
 
 
 def template_out(

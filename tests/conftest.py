@@ -140,9 +140,7 @@ def run_ohf(
         infile = tmp / f"hf_in_{call}_{time.monotonic_ns()}.json"
         infile.write_bytes(body if isinstance(body, bytes) else json.dumps(body).encode())
         args += ["-f", str(infile)]
-    proc = subprocess.run(
-        args, env=hf_env(conf_dir), capture_output=True, timeout=120, check=False
-    )
+    proc = subprocess.run(args, env=hf_env(conf_dir), capture_output=True, timeout=120, check=False)
     try:
         parsed = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:

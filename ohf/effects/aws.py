@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from returns.result import Failure, Result, Success
@@ -114,7 +115,7 @@ def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str,
             "LaunchTemplateId": spec.launch_template_id,
             "Version": spec.launch_template_version or "$Default",
         }
-    if spec.interface_type and spec.interface_type != "interface" or spec.efa_count:
+    if (spec.interface_type and spec.interface_type != "interface") or spec.efa_count:
         cards = max(spec.efa_count or 1, 1)
         params["NetworkInterfaces"] = [
             {
@@ -160,8 +161,8 @@ def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> A
     session = boto3.session.Session(
         botocore_session=core, profile_name=config.profile, region_name=config.region
     )
-    client = session.client(
-        service,
+    client: Any = session.client(
+        service,  # type: ignore[call-overload]
         endpoint_url=config.endpoint_url,
         config=botocore.config.Config(
             connect_timeout=config.connect_timeout,
@@ -170,9 +171,7 @@ def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> A
         ),
     )
     if on_call is not None:
-        client.meta.events.register(
-            "before-call", lambda model, **_: on_call(model.name)
-        )
+        client.meta.events.register("before-call", lambda model, **_: on_call(model.name))
     return client
 
 
@@ -182,7 +181,9 @@ def _failure(operation: str, exc: Exception) -> Failure[OhfError]:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
-        return Failure(OhfError(message=f"{operation}: {code}: {err.get('Message', '')}", code=code))
+        return Failure(
+            OhfError(message=f"{operation}: {code}: {err.get('Message', '')}", code=code)
+        )
     if isinstance(exc, NoRegionError):
         return Failure(
             OhfError(
@@ -214,10 +215,8 @@ def _timed(operation: str, call: Callable[[], Any]) -> Answer:
 def _root_device(clients: ClientGetter, image_id: str | None) -> str | None:
     if not image_id:
         return None
-    answer = _timed(
-        "DescribeImages", lambda: clients("ec2").describe_images(ImageIds=[image_id])
-    )
-    images = answer.map(lambda r: r.get("Images", [])).value_or([])
+    answer = _timed("DescribeImages", lambda: clients("ec2").describe_images(ImageIds=[image_id]))
+    images: list[dict[str, Any]] = answer.map(lambda r: r.get("Images", [])).value_or([])
     return images[0].get("RootDeviceName", "/dev/xvda") if images else "/dev/xvda"
 
 
@@ -230,8 +229,8 @@ def _run(clients: ClientGetter, intent: RunInstances) -> Answer:
     )
 
 
-def _describe_pages(ec2: Any, filters: list[dict[str, Any]]) -> list[Instance]:
-    paginator = ec2.get_paginator("describe_instances")
+def _describe_pages(clients: ClientGetter, filters: list[dict[str, Any]]) -> list[Instance]:
+    paginator = clients("ec2").get_paginator("describe_instances")
     pages = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE})
     return [instance_of(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
@@ -246,9 +245,7 @@ def _describe(clients: ClientGetter, intent: DescribeInstances) -> Answer:
     ]
     found: dict[str, Instance] = {}
     for filters in queries:
-        answer = _timed(
-            "DescribeInstances", lambda f=filters: _describe_pages(clients("ec2"), f)
-        )
+        answer = _timed("DescribeInstances", partial(_describe_pages, clients, filters))
         if isinstance(answer, Failure):
             return answer
         found.update((i.instance_id, i) for i in answer.unwrap())
@@ -263,7 +260,7 @@ def _terminate_batch(ec2: Any, ids: tuple[str, ...]) -> Answer:
         if not pending:
             break
         answer = _timed(
-            "TerminateInstances", lambda p=pending: ec2.terminate_instances(InstanceIds=list(p))
+            "TerminateInstances", partial(ec2.terminate_instances, InstanceIds=list(pending))
         )
         if isinstance(answer, Success):
             states: dict[str, InstanceState] = {
@@ -293,9 +290,9 @@ def _terminate(clients: ClientGetter, intent: TerminateInstances) -> Answer:
 
 
 def _resolve(clients: ClientGetter, intent: ResolveImage) -> Answer:
-    return _timed(
-        "GetParameter", lambda: clients("ssm").get_parameter(Name=intent.parameter)
-    ).map(lambda r: str(r["Parameter"]["Value"]))
+    return _timed("GetParameter", lambda: clients("ssm").get_parameter(Name=intent.parameter)).map(
+        lambda r: str(r["Parameter"]["Value"])
+    )
 
 
 def make_interpreter(
@@ -311,10 +308,16 @@ def make_interpreter(
     }
 
     def interpret(intent: Intent) -> Answer:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         handler = table.get(type(intent))
         if handler is None:
             return Failure(OhfError(message=f"the AWS interpreter cannot perform {intent!r}"))
-        return handler(clients, intent)
+        try:
+            return handler(clients, intent)
+        except (BotoCoreError, ClientError) as exc:
+            # Client creation (region, profile, credentials file) fails outside any one call.
+            return _failure(type(intent).__name__, exc)
 
     return interpret
 

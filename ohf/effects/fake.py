@@ -119,7 +119,9 @@ def _run(cloud: FakeCloud, intent: RunInstances) -> tuple[FakeCloud, Answer]:
         ids = cloud.tokens[spec.client_token]
         return cloud, Success(tuple(cloud.instances[i].instance for i in ids))
     if spec.image_id is not None and not _AMI.match(spec.image_id):
-        return cloud, _error("RunInstances", "InvalidAMIID.Malformed", f"Invalid id: {spec.image_id!r}")
+        return cloud, _error(
+            "RunInstances", "InvalidAMIID.Malformed", f"Invalid id: {spec.image_id!r}"
+        )
     if spec.min_count < 1 or spec.max_count < spec.min_count:
         return cloud, _error("RunInstances", "InvalidParameterValue", "bad MinCount/MaxCount")
     instance_type = spec.instance_type or "t3.micro"
@@ -251,7 +253,10 @@ def _set_state(cloud: FakeCloud, instance_id: str, state: InstanceState, reason:
 def interrupt(cloud: FakeCloud, instance_id: str) -> FakeCloud:
     """AWS reclaims a (spot) instance: it starts shutting down."""
     return _set_state(
-        cloud, instance_id, "shutting-down", "Server.SpotInstanceTermination: Spot instance termination"
+        cloud,
+        instance_id,
+        "shutting-down",
+        "Server.SpotInstanceTermination: Spot instance termination",
     )
 
 
@@ -264,9 +269,7 @@ def vanish(cloud: FakeCloud) -> FakeCloud:
     """An hour later: terminated instances are no longer listed at all."""
     return msgspec.structs.replace(
         cloud,
-        instances={
-            i: x for i, x in cloud.instances.items() if x.instance.state != "terminated"
-        },
+        instances={i: x for i, x in cloud.instances.items() if x.instance.state != "terminated"},
     )
 
 

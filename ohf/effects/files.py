@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 from returns.result import Failure, Result, Success
@@ -52,9 +53,7 @@ def read_bytes(path: str | Path, *, what: str) -> Result[bytes, OhfError]:
 
 def read_text(path: str | Path, *, what: str = "file") -> Result[str, OhfError]:
     """The UTF-8 text of a file, or a Failure naming it."""
-    return read_bytes(path, what=what).bind(
-        lambda raw: _utf8(raw, f"{what} {path}")
-    )
+    return read_bytes(path, what=what).bind(lambda raw: _utf8(raw, f"{what} {path}"))
 
 
 def _utf8(raw: bytes, where: str) -> Result[str, OhfError]:
@@ -81,11 +80,7 @@ def _find_ibm(dirs: list[str], env: Mapping[str, str]) -> tuple[Path, Path | Non
             templates = Path(d) / name
             if templates.is_file():
                 config = next(
-                    (
-                        Path(d) / n
-                        for n in ibm_file_names("config", env)
-                        if (Path(d) / n).is_file()
-                    ),
+                    (Path(d) / n for n in ibm_file_names("config", env) if (Path(d) / n).is_file()),
                     None,
                 )
                 return templates, config
@@ -116,7 +111,7 @@ def load_settings(
 
 
 def _load_ohf(path: Path, env: Mapping[str, str]) -> Result[Settings, OhfError]:
-    fmt = "json" if path.suffix.lower() == ".json" else "toml"
+    fmt: Literal["toml", "json"] = "json" if path.suffix.lower() == ".json" else "toml"
     decoded = read_bytes(path, what="config file").bind(
         lambda raw: decode_config(raw, fmt=fmt, source=str(path))
     )
@@ -149,9 +144,11 @@ def _load_ibm(
         )
     )
     loaded = config_result.bind(
-        lambda config: read_bytes(templates, what="templates file")
-        .bind(lambda raw: decode_template_file(raw, source=str(templates)))
-        .bind(lambda ts: merge_templates(config, ts, source=str(templates)))
+        lambda config: (
+            read_bytes(templates, what="templates file")
+            .bind(lambda raw: decode_template_file(raw, source=str(templates)))
+            .bind(lambda ts: merge_templates(config, ts, source=str(templates)))
+        )
     )
     return loaded.map(lambda config: _settings(config, str(provider or templates), base, env))
 

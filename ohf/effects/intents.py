@@ -101,5 +101,13 @@ class Log(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     fields: dict[str, str] = {}
 
 
-Intent = RunInstances | DescribeInstances | TerminateInstances | ResolveImage | ReadText | SaveState | Log
+Intent = (
+    RunInstances
+    | DescribeInstances
+    | TerminateInstances
+    | ResolveImage
+    | ReadText
+    | SaveState
+    | Log
+)
 CLOUD_INTENTS = (RunInstances, DescribeInstances, TerminateInstances, ResolveImage)
