@@ -16,8 +16,9 @@ from returns.result import Failure, Result, Success
 
 from ohf.catalogue import EMPTY
 from ohf.effects import store_json
-from ohf.effects.files import Settings, read_catalogue, read_text
-from ohf.effects.intents import Intent, Log, ReadText, SaveState
+from ohf.effects.files import Settings, read_catalogue
+from ohf.effects.intents import Intent
+from ohf.effects.local import local_interpreter
 from ohf.messages import (
     INPUTS,
     ErrorOut,
@@ -87,20 +88,6 @@ def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, Oh
     return Success(TemplatesOut(templates=out, message=f"{len(out)} template(s)"))
 
 
-def _interpreter(shell: Shell, path: Path) -> Callable[[Intent], Answer]:
-    def interpret(intent: Intent) -> Answer:
-        if isinstance(intent, SaveState):
-            return store_json.save(path, intent.state)
-        if isinstance(intent, ReadText):
-            return read_text(intent.path, what="userDataScript")
-        if isinstance(intent, Log):
-            shell.log.log(logging.getLevelName(intent.level), "%s %s", intent.event, intent.fields)
-            return Success(None)
-        return shell.cloud(intent)
-
-    return interpret
-
-
 def _finish(
     shell: Shell, path: Path, before: bytes, result: Result[Done, OhfError], *, write: bool
 ) -> Reply:
@@ -152,7 +139,7 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
                 return error_reply(listing.failure())
             return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
         program = _program(shell, call, loaded.unwrap(), message)
-        result = run(program, _interpreter(shell, path))
+        result = run(program, local_interpreter(path, shell.log, shell.cloud))
         return _finish(shell, path, b"", result, write=False)
 
     timeout = shell.settings.config.storage.lock_timeout
@@ -164,5 +151,5 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
             return error_reply(loaded.failure())
         before = store_json.encode_state(loaded.unwrap())
         program = _program(shell, call, loaded.unwrap(), message)
-        result = run(program, _interpreter(shell, path))
+        result = run(program, local_interpreter(path, shell.log, shell.cloud))
         return _finish(shell, path, before, result, write=True)

@@ -146,3 +146,22 @@ def run_ohf(
     except json.JSONDecodeError as exc:
         raise AssertionError(f"stdout is not one JSON document: {proc.stdout!r}") from exc
     return proc.returncode, parsed, proc.stderr.decode()
+
+
+def _hypothesis_profiles() -> None:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile(
+        "ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev")
+    )
+
+
+_hypothesis_profiles()

@@ -1,0 +1,55 @@
+"""JSON Schemas for the config file, the template file and every HF input and output.
+
+Generated from the structs themselves (`msgspec.json.schema`), so they cannot drift from the
+code; `nox -s schemas` writes them to `schemas/` and a test fails if the committed copies differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ohf.config import Config
+from ohf.messages import INPUTS, OUTPUTS
+from ohf.model import Template
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class TemplatesDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """IBM's `awsprov_templates.json`."""
+
+    templates: list[Template]
+
+
+def _without_extras(schema: dict[str, Any]) -> dict[str, Any]:
+    # `extras` holds unknown template keys after decoding; in a file they are just extra keys.
+    for name, definition in schema.get("$defs", {}).items():
+        if name == "Template":
+            definition["properties"].pop("extras", None)
+            definition["additionalProperties"] = True
+    return schema
+
+
+def _schema(kind: Any, title: str) -> dict[str, Any]:
+    body = _without_extras(msgspec.json.schema(kind))
+    return {"$schema": DIALECT, "title": title, **body}
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """Every schema, by its file name under `schemas/`."""
+    out = {
+        "config.schema.json": _schema(Config, "ohf config file (ohf.toml / ohf.json)"),
+        "templates.schema.json": _schema(TemplatesDocument, "awsprov_templates.json"),
+    }
+    for call, kind in INPUTS.items():
+        out[f"hf/{call}.input.schema.json"] = _schema(kind, f"HF {call} input")
+    for call, kind in OUTPUTS.items():
+        out[f"hf/{call}.output.schema.json"] = _schema(kind, f"HF {call} output")
+    return out
+
+
+def render(schema: dict[str, Any]) -> bytes:
+    """Stable, readable bytes of one schema file."""
+    return msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
