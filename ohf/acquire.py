@@ -83,7 +83,21 @@ def check_ask(
                 code="input",
             )
         )
-    return check_template(template)
+    return check_template(template).bind(supported_here)
+
+
+def supported_here(template: Template) -> Result[Template, OhfError]:
+    """Templates this release can launch: RunInstances, on-demand or spot."""
+    where = f"template {template.template_id!r}"
+    if template.provider_api not in (None, "RunInstances"):
+        return Failure(
+            OhfError(message=f"{where}: providerApi {template.provider_api} is not supported yet")
+        )
+    if template.price_type == "heterogeneous":
+        return Failure(
+            OhfError(message=f"{where}: priceType heterogeneous needs a fleet API (not yet)")
+        )
+    return Success(template)
 
 
 def ordered_types(template: Template) -> tuple[tuple[str | None, int], ...]:
