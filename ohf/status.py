@@ -219,6 +219,11 @@ def settle_returns(state: State, return_ids: Iterable[str]) -> State:
     return msgspec.structs.replace(state, returns=returns)
 
 
+def settled(request: Request) -> bool:
+    """True when the request is final and none of its machines can change any more."""
+    return request.status in TERMINAL and all(m.state in ENDED_STATES for m in request.machines)
+
+
 def request_status(
     state: State,
     ask: RequestStatusIn,
@@ -234,7 +239,10 @@ def request_status(
     owners = {
         index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index
     }
-    to_observe = sorted(set(acquire_ids) | owners)
+    # A finished request whose machines are all gone has nothing left to learn from AWS.
+    to_observe = sorted(
+        rid for rid in set(acquire_ids) | owners if not settled(state.requests[rid])
+    )
     stale = ""
     new_state = state
     if to_observe:
