@@ -25,7 +25,7 @@ USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
         requestReturnMachines | getReturnRequests
 ohf validate [--config PATH]        check the config and templates offline
 ohf install-scripts DIR [--config PATH]  write HF's five scripts and a sample conf into DIR
-ohf demo                            run the whole lifecycle against an embedded moto_server"""
+ohf demo [--keep]                   run the whole lifecycle against an embedded moto_server"""
 
 
 def _parser() -> argparse.ArgumentParser:

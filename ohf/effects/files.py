@@ -92,7 +92,7 @@ def load_settings(
 ) -> Result[Settings, OhfError]:
     """Find, read and decode the config: ohf.toml first, else an IBM conf dir."""
     for candidate in config_candidates(explicit, env, cwd):
-        path = Path(candidate)
+        path = Path(cwd, candidate).absolute()
         if explicit or env.get("OHF_CONFIG") or path.is_file():
             return _load_ohf(path, env)
     ibm = _find_ibm(conf_dirs(env, cwd), env)
