@@ -67,6 +67,15 @@ def decode_input(call: str, payload: bytes) -> Result[Any, OhfError]:
         else:
             return Failure(OhfError(message=f"{call}: the input is empty", code="input"))
     try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Failure(
+            OhfError(
+                message=f"{call}: input is not valid JSON: not UTF-8 at byte {exc.start}",
+                code="input",
+            )
+        )
+    try:
         return Success(msgspec.json.decode(payload, type=INPUTS[call]))
     except msgspec.ValidationError as exc:
         return Failure(OhfError(message=f"{call}: invalid input: {exc}", code="input"))
