@@ -70,9 +70,8 @@ def new_cloud(
     now: int = 1_700_000_000,
 ) -> FakeCloud:
     """A fresh fake cloud; `capacity` limits how many instances of each type can ever start."""
-    default_params = {
-        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64": "ami-0fa1ce0000000001"
-    }
+    al2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    default_params = {al2023: "ami-0fa1ce0000000001"}
     return FakeCloud(
         parameters={**default_params, **(parameters or {})},
         capacity=None if capacity is None else dict(capacity),
