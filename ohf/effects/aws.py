@@ -162,7 +162,7 @@ def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> A
         botocore_session=core, profile_name=config.profile, region_name=config.region
     )
     client: Any = session.client(
-        service,  # type: ignore[call-overload]
+        service,
         endpoint_url=config.endpoint_url,
         config=botocore.config.Config(
             connect_timeout=config.connect_timeout,
