@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from ohf.model import InstanceState, MachineResult, RequestStatus
+from ohf.model import MachineResult, RequestStatus
+
+# EC2 states as HF knows them (the internal "gone" is reported as terminated).
+HfMachineState = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 
 
 class _HF(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -91,7 +94,7 @@ class MachineOut(_HF, frozen=True, kw_only=True):
     machine_id: str
     name: str
     result: MachineResult
-    status: InstanceState
+    status: HfMachineState
     private_ip_address: str | None
     public_ip_address: str | None
     launchtime: int

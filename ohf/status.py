@@ -53,7 +53,9 @@ def observe(machine: Machine, seen: Instance | None, now: int) -> Machine:
         young = now - machine.launch_time < VISIBILITY_GRACE_SECONDS
         if machine.state == "pending" and young:
             return machine
-        updated = msgspec.structs.replace(machine, state="gone")
+        updated = msgspec.structs.replace(
+            machine, state="gone", message=machine.message or "no longer listed by EC2"
+        )
     else:
         updated = msgspec.structs.replace(
             machine,
@@ -141,7 +143,7 @@ def machine_out(machine: Machine, result: MachineResult) -> MachineOut:
         machine_id=machine.machine_id,
         name=machine.name or machine.private_ip or machine.machine_id,
         result=result,
-        status=machine.state,
+        status="terminated" if machine.state == "gone" else machine.state,
         private_ip_address=machine.private_ip,
         public_ip_address=machine.public_ip,
         launchtime=machine.launch_time,
