@@ -55,6 +55,21 @@ CAPACITY_CODES = frozenset(
 )
 
 
+# Errors after which AWS may or may not have launched: the request stays open and status polls
+# look for its tagged instances instead of declaring it failed.
+INDETERMINATE_CODES = frozenset(
+    {
+        "connection",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
 def client_token(request_id: str, attempt: int, partial: bool) -> str:
     """The idempotency token of one RunInstances attempt (<= 64 ASCII characters)."""
     return f"{request_id}-{attempt}{'p' if partial else 'a'}"[:64]
@@ -172,12 +187,18 @@ def machine_of(instance: Instance, units: int) -> Machine:
 
 
 def launch(
-    template: Template, base: LaunchSpec, units_wanted: int, request_id: str
+    template: Template,
+    base: LaunchSpec,
+    units_wanted: int,
+    request_id: str,
+    room: int = -1,
 ) -> Generator[Intent, Answer, tuple[tuple[Machine, ...], OhfError | None]]:
     """Launch `units_wanted` units over (type x subnet), all-or-nothing first, then partial.
 
     Each (type, subnet) gets at most two RunInstances calls: one for everything left (so a
-    healthy pool costs one call), then, on a capacity error, one that accepts fewer.
+    healthy pool costs one call), then, on a capacity error, one that accepts fewer. A weighted
+    type may round up past `units_wanted`, but never past `room` (the template's free units;
+    -1 = unlimited), so a request never takes capacity that maxNumber does not have.
     """
     machines: list[Machine] = []
     last_error: OhfError | None = None
@@ -189,6 +210,17 @@ def launch(
             if remaining <= 0:
                 return tuple(machines), None
             count = -(-remaining // weight)
+            if room >= 0:
+                count = min(count, (room - (units_wanted - remaining)) // weight)
+            if count <= 0:
+                last_error = OhfError(
+                    message=(
+                        f"{instance_type} (weight {weight}) does not fit in the "
+                        f"{room - (units_wanted - remaining)} unit(s) left under maxNumber"
+                    ),
+                    code="maxNumber",
+                )
+                continue
             for partial in (False, True):
                 spec = msgspec.structs.replace(
                     base,
@@ -207,8 +239,14 @@ def launch(
                 if last_error.code not in CAPACITY_CODES:
                     return tuple(machines), last_error
             attempt += 1
-    done = sum(m.units for m in machines) >= units_wanted
-    return tuple(machines), None if done else last_error
+    got = sum(m.units for m in machines)
+    if got >= units_wanted:
+        return tuple(machines), None
+    # Without an AWS error, only maxNumber can have stopped a weighted type from filling up.
+    return tuple(machines), last_error or OhfError(
+        message=f"no instance type's weight fits the {room - got} unit(s) left under maxNumber",
+        code="maxNumber",
+    )
 
 
 def with_request(state: State, request: Request) -> State:
@@ -259,7 +297,8 @@ def request_machines(
         error: OhfError | None = prep_error
     else:
         base = base_spec(template, request_id, image_id, user_data)
-        machines, error = yield from launch(template, base, count, request_id)
+        room = available(template, state)
+        machines, error = yield from launch(template, base, count, request_id, room)
     return Success(finish(state, request, image_id, machines, error))
 
 
@@ -278,6 +317,15 @@ def finish(
 ) -> Done:
     """Fold the launch outcome into the request, the state and HF's reply."""
     got = sum(m.units for m in machines)
+    if not machines and error is not None and error.code in INDETERMINATE_CODES:
+        # AWS may have launched before the answer was lost: keep the request (and its
+        # reservation) open; status polls adopt its tagged instances or fail it after a grace.
+        message = f"AWS did not confirm the launch ({error.message}); status will tell"
+        pending = msgspec.structs.replace(request, image_id=image_id, message=message)
+        return Done(
+            reply=RequestAccepted(request_id=request.request_id, message=message),
+            state=with_request(state, pending),
+        )
     if not machines:
         message = f"no machine launched: {error.message if error else 'unknown error'}"
         failed = msgspec.structs.replace(

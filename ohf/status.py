@@ -121,19 +121,30 @@ def acquire_status(request: Request) -> tuple[RequestStatus, str]:
 
 
 def settle_launching(request: Request, now: int) -> Request:
-    """A request still `launching` when another call sees it was cut off mid-launch.
+    """A request still `launching` when another call sees it: its launch was cut off.
 
-    Calls hold the state lock for their whole run, so no live process can be mid-launch here.
+    Calls hold the state lock for their whole run, so no live process is mid-launch here. The
+    launch may still have started instances that DescribeInstances does not show yet, so the
+    request keeps its reservation and is looked for by tag for a grace period before it fails.
     """
     if request.phase != "launching":
         return request
     if request.machines:
         return msgspec.structs.replace(request, phase="launched")
+    if now - request.created_at < VISIBILITY_GRACE_SECONDS:
+        return request
     return msgspec.structs.replace(
         request,
         phase="failed",
         status="complete_with_error",
-        message="the launch was interrupted before any instance was seen; nothing is running",
+        message="; ".join(
+            x
+            for x in (
+                request.message,
+                "no instance of this request appeared: the launch did not happen",
+            )
+            if x
+        ),
     )
 
 
@@ -223,7 +234,11 @@ def settle_returns(state: State, return_ids: Iterable[str]) -> State:
 
 def settled(request: Request) -> bool:
     """True when the request is final and none of its machines can change any more."""
-    return request.status in TERMINAL and all(m.state in ENDED_STATES for m in request.machines)
+    return (
+        request.phase != "launching"
+        and request.status in TERMINAL
+        and all(m.state in ENDED_STATES for m in request.machines)
+    )
 
 
 def request_status(

@@ -66,6 +66,29 @@ def instance_of(raw: dict[str, Any]) -> Instance:
     )
 
 
+def network_interfaces(spec: LaunchSpec) -> list[dict[str, Any]]:
+    """EFA interfaces, one per network card; an `efa-only` one is never the primary interface."""
+    placement: dict[str, Any] = {}
+    if spec.subnet_id:
+        placement["SubnetId"] = spec.subnet_id
+    if spec.security_group_ids:
+        placement["Groups"] = list(spec.security_group_ids)
+    kind = spec.interface_type if spec.interface_type not in (None, "interface") else "efa"
+    cards = max(spec.efa_count or 1, 1)
+    if kind == "efa-only":
+        primary = {"DeviceIndex": 0, "NetworkCardIndex": 0, "InterfaceType": "interface"}
+        extra = [
+            {"DeviceIndex": 1, "NetworkCardIndex": card, "InterfaceType": "efa-only"}
+            for card in range(cards)
+        ]
+        return [{**i, **placement} for i in (primary, *extra)]
+    return [
+        {"DeviceIndex": 0 if card == 0 else 1, "NetworkCardIndex": card, "InterfaceType": kind}
+        | placement
+        for card in range(cards)
+    ]
+
+
 def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str, Any]:
     """RunInstances keyword arguments for a `LaunchSpec` (pure; the device name is looked up)."""
     tags = [{"Key": k, "Value": v} for k, v in spec.tags]
@@ -116,17 +139,7 @@ def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str,
             "Version": spec.launch_template_version or "$Default",
         }
     if (spec.interface_type and spec.interface_type != "interface") or spec.efa_count:
-        cards = max(spec.efa_count or 1, 1)
-        params["NetworkInterfaces"] = [
-            {
-                "DeviceIndex": 0 if card == 0 else 1,
-                "NetworkCardIndex": card,
-                "InterfaceType": spec.interface_type or "efa",
-                **({"SubnetId": spec.subnet_id} if spec.subnet_id else {}),
-                **({"Groups": list(spec.security_group_ids)} if spec.security_group_ids else {}),
-            }
-            for card in range(cards)
-        ]
+        params["NetworkInterfaces"] = network_interfaces(spec)
     else:
         if spec.subnet_id:
             params["SubnetId"] = spec.subnet_id

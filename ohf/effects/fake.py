@@ -151,40 +151,44 @@ def _run(cloud: FakeCloud, intent: RunInstances) -> tuple[FakeCloud, Answer]:
     )
 
 
-def _advance(item: FakeInstance) -> FakeInstance:
-    """One poll's worth of progress: pending starts running, shutting-down finishes."""
-    nxt: dict[str, InstanceState] = {"pending": "running", "shutting-down": "terminated"}
+def _advance(item: FakeInstance, moves: Mapping[str, InstanceState]) -> FakeInstance:
     state = item.instance.state
-    if state not in nxt:
+    if state not in moves:
         return item
     return msgspec.structs.replace(
-        item, instance=msgspec.structs.replace(item.instance, state=nxt[state])
+        item, instance=msgspec.structs.replace(item.instance, state=moves[state])
     )
 
 
+# Like moto, a describe already shows a new instance running; unlike moto (which terminates
+# at once), an instance being terminated is shown shutting-down once, then terminated.
+_BEFORE_ANSWER: dict[str, InstanceState] = {"pending": "running"}
+_AFTER_ANSWER: dict[str, InstanceState] = {"shutting-down": "terminated"}
+
+
 def _describe(cloud: FakeCloud, intent: DescribeInstances) -> tuple[FakeCloud, Answer]:
-    advanced = {i: _advance(x) for i, x in cloud.instances.items()}
+    shown = {i: _advance(x, _BEFORE_ANSWER) for i, x in cloud.instances.items()}
     wanted_requests = set(intent.request_ids)
     wanted_ids = set(intent.instance_ids)
     found = tuple(
         x.instance
-        for i, x in advanced.items()
+        for i, x in shown.items()
         if i in wanted_ids or x.tags.get(REQUEST_TAG) in wanted_requests
     )
-    return msgspec.structs.replace(cloud, instances=advanced), Success(found)
+    later = {i: _advance(x, _AFTER_ANSWER) for i, x in shown.items()}
+    return msgspec.structs.replace(cloud, instances=later), Success(found)
 
 
 def _terminate(cloud: FakeCloud, intent: TerminateInstances) -> tuple[FakeCloud, Answer]:
-    missing = [i for i in intent.instance_ids if i not in cloud.instances]
-    if missing:
-        return cloud, _error(
-            "TerminateInstances",
-            "InvalidInstanceID.NotFound",
-            f"The instance IDs '{', '.join(missing)}' do not exist",
-        )
+    # EC2 fails the whole call on an unknown id; the boto3 interpreter drops such ids, retries
+    # and reports them "gone", and so does the fake.
     updated = dict(cloud.instances)
-    states: dict[str, InstanceState] = {}
+    states: dict[str, InstanceState] = {
+        i: "gone" for i in intent.instance_ids if i not in cloud.instances
+    }
     for i in intent.instance_ids:
+        if i in states:
+            continue
         current = updated[i].instance.state
         new: InstanceState = "terminated" if current == "terminated" else "shutting-down"
         updated[i] = msgspec.structs.replace(

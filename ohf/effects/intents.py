@@ -70,7 +70,7 @@ class DescribeInstances(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class TerminateInstances(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Terminate instances. Result: the ids AWS did not know (already gone)."""
+    """Terminate instances. Result: `{instance id: new state}`; ids EC2 no longer knows: "gone"."""
 
     instance_ids: tuple[str, ...]
 
