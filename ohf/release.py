@@ -108,10 +108,12 @@ def return_requests(
     """The getReturnRequests program: which of HF's hosts the cloud is taking or has taken."""
     index = machines_by_id(state)
     by_name = {m.name: m.machine_id for _, m in index.values() if m.name}
+    # Without HF's list: every machine HF was given (succeed) and did not give back, including
+    # ones a status poll already saw ending, since those are exactly the reclaims to report.
     refs = ask.machines or [
         MachineRef(name=m.name, machine_id=m.machine_id)
         for _, m in index.values()
-        if m.returned_by is None and m.state not in TERMINAL_STATES
+        if m.returned_by is None and m.result == "succeed"
     ]
     wanted: dict[str, str] = {}
     for ref in refs:

@@ -689,21 +689,22 @@ def test_get_return_requests_with_nothing_to_check_makes_no_call() -> None:
     assert result.unwrap().reply.requests == []
 
 
-def test_get_return_requests_without_a_list_checks_ohfs_live_machines() -> None:
-    """README: "With an empty list, all of ohf's live machines are checked".
+def test_get_return_requests_without_a_list_checks_every_machine_hf_holds() -> None:
+    """With an empty list, every machine HF was given and did not return is checked.
 
-    Live means by ohf's last-known state: a machine a status poll already saw ending is not
-    checked (nor listed) again, and neither is one HF returned.
+    That includes one a status poll already saw ending (it is a reclaim HF must hear of), but
+    not one HF returned, nor one that never became usable (HF never had it).
     """
     seen_ending = msgspec.structs.replace(running(I3, 3), state="terminated")
     returned = msgspec.structs.replace(running(I4, 4), returned_by="ret-0")
-    state = held_state(running(I1, 1), running(I2, 2), seen_ending, returned)
+    never_usable = msgspec.structs.replace(running(I5, 5), result="fail", state="terminated")
+    state = held_state(running(I1, 1), running(I2, 2), seen_ending, returned, never_usable)
     intents, result = drive(
         return_requests(state, ReturnRequestsIn()),
         lambda _: Success((seen(I1, "running"), seen(I2, "shutting-down"))),
     )
-    assert intents == [DescribeInstances(instance_ids=(I1, I2))]
-    assert [r.machine_id for r in result.unwrap().reply.requests] == [I2]
+    assert intents == [DescribeInstances(instance_ids=(I1, I2, I3))]
+    assert [r.machine_id for r in result.unwrap().reply.requests] == [I2, I3]
 
 
 # --- config decoding ------------------------------------------------------------------------
