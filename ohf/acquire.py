@@ -20,7 +20,16 @@ from ohf.effects.intents import (
     SpotMarket,
 )
 from ohf.messages import ErrorOut, RequestAccepted, RequestMachinesIn
-from ohf.model import Instance, Machine, OhfError, Request, State, Template
+from ohf.model import (
+    REQUEST_TAG,
+    TEMPLATE_TAG,
+    Instance,
+    Machine,
+    OhfError,
+    Request,
+    State,
+    Template,
+)
 from ohf.outcome import Done
 from ohf.program import Answer
 from ohf.templates import (
@@ -34,9 +43,6 @@ from ohf.templates import (
     ssm_parameter_name,
     subnets,
 )
-
-REQUEST_TAG = "ohf:request-id"
-TEMPLATE_TAG = "ohf:template-id"
 
 # Errors that mean "not here, not now": try the next instance type / subnet, then report.
 CAPACITY_CODES = frozenset(

@@ -29,6 +29,10 @@ InstanceState = Literal[
 ]
 Phase = Literal["launching", "launched", "failed"]
 
+# Every resource ohf creates carries these tags, so it can be found even if state is lost.
+REQUEST_TAG = "ohf:request-id"
+TEMPLATE_TAG = "ohf:template-id"
+
 TemplateId = Annotated[str, Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
 AttributeValue = tuple[str, str | int | float]
 

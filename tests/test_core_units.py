@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from returns.result import Failure, Result, Success
 
-from ohf.acquire import REQUEST_TAG, TEMPLATE_TAG, request_machines
+from ohf.acquire import request_machines
 from ohf.config import (
     AwsConfig,
     decode_config,
@@ -47,7 +47,17 @@ from ohf.messages import (
     ReturnRequestsOut,
     TemplateAsk,
 )
-from ohf.model import Instance, Machine, OhfError, Request, ReturnRequest, State, Template
+from ohf.model import (
+    REQUEST_TAG,
+    TEMPLATE_TAG,
+    Instance,
+    Machine,
+    OhfError,
+    Request,
+    ReturnRequest,
+    State,
+    Template,
+)
 from ohf.outcome import Done
 from ohf.release import return_machines, return_requests
 from ohf.status import VISIBILITY_GRACE_SECONDS, request_status

@@ -24,12 +24,10 @@ from ohf.effects.intents import (
     RunInstances,
     TerminateInstances,
 )
-from ohf.model import Instance, InstanceState, OhfError
+from ohf.model import REQUEST_TAG, TEMPLATE_TAG, Instance, InstanceState, OhfError
 
 log = logging.getLogger("ohf.aws")
 
-REQUEST_TAG = "ohf:request-id"
-TEMPLATE_TAG = "ohf:template-id"
 FILTER_VALUES_MAX = 200  # EC2's limit on values in one filter
 PAGE_SIZE = 1000  # DescribeInstances' largest page
 TERMINATE_BATCH = 1000

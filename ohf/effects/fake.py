@@ -26,10 +26,8 @@ from ohf.effects.intents import (
     RunInstances,
     TerminateInstances,
 )
-from ohf.model import Instance, InstanceState, OhfError
+from ohf.model import REQUEST_TAG, TEMPLATE_TAG, Instance, InstanceState, OhfError
 
-REQUEST_TAG = "ohf:request-id"
-TEMPLATE_TAG = "ohf:template-id"
 Answer = Result[Any, OhfError]
 _AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
 

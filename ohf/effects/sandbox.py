@@ -438,90 +438,110 @@ def run_call(sandbox: Sandbox, step: int, call: str, payload: Any) -> CallResult
     )
 
 
-class _Steps:
-    """Runs and prints the steps in order, keeping each verdict."""
+def _step_once(
+    sandbox: Sandbox,
+    checks: list[Check],
+    title: str,
+    call: str,
+    payload: Any,
+    semantic: Callable[[Any], Check],
+) -> Any:
+    """Run a call once, print it and its verdict (added to `checks`); the answer, or None."""
+    _say(f"== step {len(checks) + 1}/{STEP_COUNT}: {title} ==")
+    result = run_call(sandbox, len(checks) + 1, call, payload)
+    document, check = judge(call, result.exit_code, result.stdout, semantic)
+    _show_call(result, payload, document)
+    return _record(checks, check, document)
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.checks: list[Check] = []
 
-    def _header(self, title: str) -> None:
-        _say(f"== step {len(self.checks) + 1}/{STEP_COUNT}: {title} ==")
+def _step_poll(
+    sandbox: Sandbox,
+    checks: list[Check],
+    title: str,
+    request_id: str,
+    semantic: Callable[[Any], Check],
+) -> Any:
+    """Poll getRequestStatus as HF does until the request is no longer `running`."""
+    _say(f"== step {len(checks) + 1}/{STEP_COUNT}: {title} ==")
+    payload = {"requests": [{"requestId": request_id}]}
+    for attempt in range(1, POLLS + 1):
+        result = run_call(sandbox, len(checks) + 1, "getRequestStatus", payload)
+        document, broken = decode_reply("getRequestStatus", result.exit_code, result.stdout)
+        entry = find_request(document, request_id) or {}
+        _say(f"  poll {attempt}: {entry.get('status', '?')} ({result.seconds:.2f} s)")
+        if broken is not None or not request_open(document, request_id):
+            break
+        time.sleep(POLL_SECONDS)
+    document, check = judge("getRequestStatus", result.exit_code, result.stdout, semantic)
+    if not check.ok and request_open(document, request_id):
+        check = failed(f"still running after {POLLS} polls, {POLL_SECONDS} s apart")
+    _show_call(result, payload, document)
+    return _record(checks, check, document)
 
-    def once(self, title: str, call: str, payload: Any, semantic: Callable[[Any], Check]) -> Any:
-        """Run a call once, print it and its verdict; the decoded answer, or None on failure."""
-        self._header(title)
-        result = run_call(self.sandbox, len(self.checks) + 1, call, payload)
-        document, check = judge(call, result.exit_code, result.stdout, semantic)
-        _show_call(result, payload, document)
-        return self._record(check, document)
 
-    def poll(self, title: str, request_id: str, semantic: Callable[[Any], Check]) -> Any:
-        """Poll getRequestStatus as HF does until the request is no longer `running`."""
-        self._header(title)
-        payload = {"requests": [{"requestId": request_id}]}
-        for attempt in range(1, POLLS + 1):
-            result = run_call(self.sandbox, len(self.checks) + 1, "getRequestStatus", payload)
-            document, broken = decode_reply("getRequestStatus", result.exit_code, result.stdout)
-            entry = find_request(document, request_id) or {}
-            _say(f"  poll {attempt}: {entry.get('status', '?')} ({result.seconds:.2f} s)")
-            if broken is not None or not request_open(document, request_id):
-                break
-            time.sleep(POLL_SECONDS)
-        document, check = judge("getRequestStatus", result.exit_code, result.stdout, semantic)
-        if not check.ok and request_open(document, request_id):
-            check = failed(f"still running after {POLLS} polls, {POLL_SECONDS} s apart")
-        _show_call(result, payload, document)
-        return self._record(check, document)
-
-    def _record(self, check: Check, document: Any) -> Any:
-        _show_check(check)
-        self.checks.append(check)
-        return document if check.ok else None
+def _record(checks: list[Check], check: Check, document: Any) -> Any:
+    _show_check(check)
+    checks.append(check)
+    return document if check.ok else None
 
 
 def lifecycle(sandbox: Sandbox) -> list[Check]:
     """Run the six HF steps in order, stopping at the first that fails; their verdicts."""
-    steps = _Steps(sandbox)
-    if steps.once("getAvailableTemplates", "getAvailableTemplates", {}, check_templates) is None:
-        return steps.checks
+    checks: list[Check] = []
+    if (
+        _step_once(
+            sandbox, checks, "getAvailableTemplates", "getAvailableTemplates", {}, check_templates
+        )
+        is None
+    ):
+        return checks
     ask = {"template": {"templateId": TEMPLATE_ID, "machineCount": MACHINES}}
-    accepted = steps.once(f"requestMachines {MACHINES}", "requestMachines", ask, check_accepted)
+    accepted = _step_once(
+        sandbox, checks, f"requestMachines {MACHINES}", "requestMachines", ask, check_accepted
+    )
     if accepted is None:
-        return steps.checks
+        return checks
     req_id = accepted["requestId"]
-    acquired = steps.poll(
+    acquired = _step_poll(
+        sandbox,
+        checks,
         f"getRequestStatus {req_id} until complete",
         req_id,
         lambda out: check_acquired(out, req_id, MACHINES),
     )
     if acquired is None:
-        return steps.checks
+        return checks
     refs = machine_refs(acquired, req_id)
     ids = [r["machineId"] for r in refs]
-    returned = steps.once(
+    returned = _step_once(
+        sandbox,
+        checks,
         f"requestReturnMachines ({len(refs)} machines)",
         "requestReturnMachines",
         {"machines": refs},
         check_accepted,
     )
     if returned is None:
-        return steps.checks
+        return checks
     ret_id = returned["requestId"]
-    done = steps.poll(
+    done = _step_poll(
+        sandbox,
+        checks,
         f"getRequestStatus {ret_id} until complete",
         ret_id,
         lambda out: check_returned(out, ret_id, ids),
     )
     if done is None:
-        return steps.checks
-    steps.once(
+        return checks
+    _step_once(
+        sandbox,
+        checks,
         "getReturnRequests (the returned machines)",
         "getReturnRequests",
         {"machines": refs},
         check_no_reclaims,
     )
-    return steps.checks
+    return checks
 
 
 def _report(checks: Sequence[Check], seconds: float) -> int:
