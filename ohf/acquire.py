@@ -300,7 +300,8 @@ def request_machines(
 
     if prep_error is not None:
         machines: tuple[Machine, ...] = ()
-        error: OhfError | None = prep_error
+        # Nothing was launched whatever the cause, so the request fails now (never "maybe").
+        error: OhfError | None = msgspec.structs.replace(prep_error, code="prepare")
     else:
         base = base_spec(template, request_id, image_id, user_data)
         room = available(template, state)

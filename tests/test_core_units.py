@@ -1008,3 +1008,15 @@ def test_run_instances_params_profile_placement_and_flags() -> None:
 def test_run_instances_params_is_pure() -> None:
     s = spec(spot=SpotMarket(max_price="1"), root_volume=RootVolume(size_gib=8))
     assert run_instances_params(s, "/dev/xvda") == run_instances_params(s, "/dev/xvda")
+
+
+def test_lost_answer_before_any_launch_fails_the_request_at_once() -> None:
+    # An SSM timeout happens before RunInstances: nothing can have launched, so no grace.
+    templ = template(image_id=AL2023)
+    _, result = drive(
+        acquire(templ, 1),
+        script(Failure(OhfError(message="GetParameter: timeout", code="connection"))),
+    )
+    done = result.unwrap()
+    assert done.exit_code == 1
+    assert done.state.requests[RID].phase == "failed"
