@@ -97,13 +97,12 @@ def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, Oh
     return Success(TemplatesOut(templates=out, message=f"{len(out)} template(s)"))
 
 
-def _finish(
-    shell: Shell, path: Path, before: bytes, result: Result[Done, OhfError], *, write: bool
-) -> Reply:
+def _finish(path: Path, before: State | None, result: Result[Done, OhfError]) -> Reply:
+    """The reply for stdout; the new state is written only if there is one and it changed."""
     if isinstance(result, Failure):
         return error_reply(result.failure())
     done = result.unwrap()
-    if write and store_json.encode_state(done.state) != before:
+    if before is not None and done.state != before:
         saved = store_json.save(path, done.state)
         if isinstance(saved, Failure):
             return error_reply(saved.failure())
@@ -149,7 +148,7 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
             return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
         program = _program(shell, call, loaded.unwrap(), message)
         result = run(program, local_interpreter(path, shell.log, shell.cloud))
-        return _finish(shell, path, b"", result, write=False)
+        return _finish(path, None, result)
 
     timeout = shell.settings.config.storage.lock_timeout
     with store_json.locked(path, timeout) as lock:
@@ -158,7 +157,6 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
         loaded = store_json.load(path)
         if isinstance(loaded, Failure):
             return error_reply(loaded.failure())
-        before = store_json.encode_state(loaded.unwrap())
         program = _program(shell, call, loaded.unwrap(), message)
         result = run(program, local_interpreter(path, shell.log, shell.cloud))
-        return _finish(shell, path, before, result, write=True)
+        return _finish(path, loaded.unwrap(), result)
