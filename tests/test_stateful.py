@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 from ohf import strategies as ohf_st
 from ohf.effects import fake, store_json
 from ohf.messages import OUTPUTS, ErrorOut
-from ohf.model import TERMINAL_STATES, Request, State, Template
+from ohf.model import Request, State, Template
 from ohf.release import LOST_STATES
 from ohf.status import VISIBILITY_GRACE_SECONDS, settled
 from ohf.templates import available, units_in_use
@@ -344,14 +344,10 @@ class HostFactory(RuleBasedStateMachine):
             # Exactly the hosts the cloud took: never a healthy one, nor one HF returned itself.
             assert listed == lost(candidates), (listed, lost(candidates))
         else:
-            # No list: ohf checks its live machines (README), i.e. not returned by HF and not
-            # already seen ending by an earlier poll.
-            live = {
-                i
-                for i, m in machines.items()
-                if not m.returned_by and m.state not in TERMINAL_STATES
-            }
-            assert listed == lost(live), (listed, lost(live))
+            # No list: ohf checks every machine HF holds (README): reported `succeed` and not
+            # returned by HF, including ones an earlier poll already saw ending.
+            held = {i for i, m in machines.items() if not m.returned_by and m.result == "succeed"}
+            assert listed == lost(held), (listed, lost(held))
 
     # --- what the cloud does by itself, and time --------------------------------------------
 
