@@ -11,14 +11,12 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from returns.result import Failure, Success
+from returns.result import Failure, Result, Success
 
-from ohf.effects.intents import Intent
 from ohf.hf import CALLS, Reply, Shell, error_reply, handle
 from ohf.model import OhfError
-from ohf.program import Answer
 
 USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
   CALL: getAvailableTemplates | requestMachines | getRequestStatus |
@@ -59,29 +57,27 @@ def _emit(reply: Reply) -> int:
     return reply.exit_code
 
 
-def _read_payload(args: argparse.Namespace) -> tuple[bytes | None, OhfError | None]:
+def _read_payload(args: argparse.Namespace) -> Result[bytes, OhfError]:
     from ohf.effects.files import read_bytes
 
     if args.file and args.data is not None:
-        return None, OhfError(message="give -f FILE or -d JSON, not both", code="input")
+        return Failure(OhfError(message="give -f FILE or -d JSON, not both", code="input"))
     if args.data is not None:
-        return args.data.encode("utf-8", "surrogateescape"), None
+        return Success(args.data.encode("utf-8", "surrogateescape"))
     if args.file:
-        raw = read_bytes(args.file, what="input file")
-        if isinstance(raw, Failure):
-            return None, raw.failure()
-        return raw.unwrap(), None
-    return b"", None
+        return read_bytes(args.file, what="input file")
+    return Success(b"")
 
 
 def hf_call(call: str, args: argparse.Namespace) -> int:
     """Run one HF call from the command line."""
     from ohf.effects import logs
+    from ohf.effects.aws import make_interpreter
     from ohf.effects.files import load_settings
 
-    payload, problem = _read_payload(args)
-    if problem is not None or payload is None:
-        return _emit(error_reply(problem or OhfError(message="no input")))
+    payload = _read_payload(args)
+    if isinstance(payload, Failure):
+        return _emit(error_reply(payload.failure()))
     settings = load_settings(args.config, os.environ, os.getcwd())
     if isinstance(settings, Failure):
         return _emit(error_reply(settings.failure()))
@@ -89,26 +85,16 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
     correlation = uuid.uuid4().hex[:12]
     log = logs.setup(loaded.log_path, loaded.config.logging.level, call, correlation)
 
-    made: list[Callable[[Intent], Answer]] = []
-
-    def cloud(intent: Intent) -> Answer:
-        # boto3 is imported on the first cloud intent only.
-        if not made:
-            from ohf.effects.aws import make_interpreter
-
-            made.append(make_interpreter(loaded.config.aws))
-        return made[0](intent)
-
     shell = Shell(
         settings=loaded,
-        cloud=cloud,
+        # boto3 itself is imported by the interpreter on the first cloud intent only.
+        cloud=make_interpreter(loaded.config.aws),
         now=lambda: int(time.time()),
         new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
-        log=log,
     )
     started = time.perf_counter()
     try:
-        reply = handle(shell, call, payload)
+        reply = handle(shell, call, payload.unwrap())
     except Exception as exc:
         # Last line of defence: HF must still get JSON, and the log gets the traceback.
         log.exception("internal error in %s", call)

@@ -6,7 +6,6 @@ arguments (`Shell`), so tests can run every call against the fake cloud and a te
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,6 @@ class Shell(msgspec.Struct, frozen=True, kw_only=True):
     cloud: Callable[[Intent], Answer]
     now: Callable[[], int]
     new_id: Callable[[str], str]
-    log: logging.Logger = logging.getLogger("ohf")
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,7 +145,7 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
                 return error_reply(listing.failure())
             return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
         program = _program(shell, call, loaded.unwrap(), message)
-        result = run(program, local_interpreter(path, shell.log, shell.cloud))
+        result = run(program, local_interpreter(path, shell.cloud))
         return _finish(path, None, result)
 
     timeout = shell.settings.config.storage.lock_timeout
@@ -158,5 +156,5 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
         if isinstance(loaded, Failure):
             return error_reply(loaded.failure())
         program = _program(shell, call, loaded.unwrap(), message)
-        result = run(program, local_interpreter(path, shell.log, shell.cloud))
+        result = run(program, local_interpreter(path, shell.cloud))
         return _finish(path, loaded.unwrap(), result)

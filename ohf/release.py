@@ -26,12 +26,17 @@ from ohf.status import machines_by_id
 LOST_STATES: frozenset[str] = TERMINAL_STATES | {"stopping", "stopped"}
 
 
+def ids_by_name(index: Mapping[str, tuple[str, Machine]]) -> dict[str, str]:
+    """Machine ids by host name (HF may name a machine by its private DNS name only)."""
+    return {m.name: m.machine_id for _, m in index.values() if m.name}
+
+
 def resolve_refs(
     state: State, refs: list[MachineRef]
 ) -> tuple[list[tuple[MachineRef, str]], list[MachineRef]]:
     """Match HF's machine refs to ohf's machines by id, else by name: (known, unknown)."""
     index = machines_by_id(state)
-    by_name = {m.name: m.machine_id for _, m in index.values() if m.name}
+    by_name = ids_by_name(index)
     known: list[tuple[MachineRef, str]] = []
     unknown: list[MachineRef] = []
     for ref in refs:
@@ -107,7 +112,7 @@ def return_requests(
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
     """The getReturnRequests program: which of HF's hosts the cloud is taking or has taken."""
     index = machines_by_id(state)
-    by_name = {m.name: m.machine_id for _, m in index.values() if m.name}
+    by_name = ids_by_name(index)
     # Without HF's list: every machine HF was given (succeed) and did not give back, including
     # ones a status poll already saw ending, since those are exactly the reclaims to report.
     refs = ask.machines or [

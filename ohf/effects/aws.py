@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -331,8 +331,3 @@ def make_interpreter(
             return _failure(type(intent).__name__, exc)
 
     return interpret
-
-
-def known_intents() -> Iterable[type[Any]]:
-    """The intent types this interpreter performs."""
-    return (RunInstances, DescribeInstances, TerminateInstances, ResolveImage)

@@ -6,8 +6,6 @@ A program (see `ohf.program`) yields these; an interpreter (`ohf.effects.aws`,
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from ohf.model import State
@@ -93,21 +91,4 @@ class SaveState(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     state: State
 
 
-class Log(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Write one log record. Result: `None`."""
-
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-    event: str
-    fields: dict[str, str] = {}
-
-
-Intent = (
-    RunInstances
-    | DescribeInstances
-    | TerminateInstances
-    | ResolveImage
-    | ReadText
-    | SaveState
-    | Log
-)
-CLOUD_INTENTS = (RunInstances, DescribeInstances, TerminateInstances, ResolveImage)
+Intent = RunInstances | DescribeInstances | TerminateInstances | ResolveImage | ReadText | SaveState
