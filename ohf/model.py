@@ -134,6 +134,53 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     machines: tuple[Machine, ...] = ()
     status: RequestStatus = "running"
     message: str = ""
+    # Fleet-backed requests (EC2Fleet, SpotFleet, ASG): the AWS resources ohf created for it.
+    fleet_id: str | None = None
+    fleet_type: FleetType | None = None
+    launch_template_id: str | None = None
+    # Units the fleet or group is asked to hold now (lowered as HF returns machines).
+    fleet_target: int = 0
+    # The fleet will add no more machines (instant, fulfilled, stopped short, or lowered to 0).
+    fleet_done: bool = False
+    # Fleet/group and ohf's launch template deleted; nothing of this request is left in AWS.
+    cleaned_up: bool = False
+    # When the request became settled (final, all machines ended): the clock for pruning.
+    ended_at: int | None = None
+
+
+FleetApi = Literal["EC2Fleet", "SpotFleet", "ASG"]
+
+
+class FleetInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What AWS says about one fleet or Auto Scaling group (an observation)."""
+
+    fleet_id: str
+    api: FleetApi
+    # "active", "submitted", "modifying", "cancelled", "failed", "deleted", "expired", "gone"...
+    state: str
+    # AWS's activity: "pending_fulfillment", "fulfilled", "error", "" when not reported.
+    activity: str = ""
+    target_units: int = 0
+    fulfilled_units: float = 0.0
+    errors: tuple[str, ...] = ()
+
+
+class FleetLaunch(msgspec.Struct, frozen=True, kw_only=True):
+    """What creating a fleet or group answered: its id and, for `instant`, the instances."""
+
+    fleet_id: str
+    instances: tuple[Instance, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+class SpotSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """A notice that AWS will take a spot instance back (interruption or rebalance)."""
+
+    instance_id: str
+    kind: Literal["interruption", "rebalance"]
+    # When AWS marked it (epoch seconds); interruptions land 120 s later.
+    at: int
+    reason: str = ""
 
 
 class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +191,8 @@ class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True):
     machine_ids: tuple[str, ...]
     status: RequestStatus = "running"
     message: str = ""
+    # When the return completed: the clock for pruning.
+    ended_at: int | None = None
 
 
 class State(msgspec.Struct, frozen=True, kw_only=True):

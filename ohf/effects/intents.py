@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ohf.model import State
+from ohf.model import FleetApi, FleetType, State
 
 
 class SpotMarket(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,4 +91,127 @@ class SaveState(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     state: State
 
 
-Intent = RunInstances | DescribeInstances | TerminateInstances | ResolveImage | ReadText | SaveState
+class CreateLaunchTemplate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Create a launch template from `spec` (its counts, type and subnet are ignored).
+
+    Tags in `spec.tags` go on the template and, through its TagSpecifications, on every
+    instance and volume launched from it. Result: the launch template id (`str`).
+    """
+
+    name: str
+    spec: LaunchSpec
+
+
+class DeleteLaunchTemplate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Delete a launch template ohf created. Result: `None` (an unknown id counts as deleted)."""
+
+    launch_template_id: str
+
+
+class Override(msgspec.Struct, frozen=True, kw_only=True):
+    """One (instance type x subnet) pool of a fleet, with its weight in capacity units."""
+
+    instance_type: str
+    subnet_id: str | None = None
+    weight: int = 1
+    # Lower is preferred (prioritized allocation strategies only).
+    priority: int | None = None
+    image_id: str | None = None
+
+
+class FleetSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one CreateFleet / RequestSpotFleet / CreateAutoScalingGroup call needs."""
+
+    api: FleetApi
+    # ASG name; for fleets, a name tag. Derived from the request id, so unique per request.
+    name: str
+    launch_template_id: str
+    launch_template_version: str = "$Latest"
+    overrides: tuple[Override, ...]
+    target_units: int
+    on_demand_units: int = 0
+    # EC2Fleet: instant | request | maintain; SpotFleet: request | maintain; ASG: ignored.
+    fleet_type: FleetType = "instant"
+    allocation_strategy: str | None = None
+    allocation_strategy_on_demand: str | None = None
+    max_spot_price: str | None = None
+    pools_count: int | None = None
+    fleet_role: str | None = None
+    # Epoch seconds after which a SpotFleet request expires (spotFleetRequestExpiry).
+    valid_until: int | None = None
+    client_token: str
+    # Tags for the fleet/group resource itself (instances get theirs from the launch template).
+    tags: tuple[tuple[str, str], ...] = ()
+    subnets: tuple[str, ...] = ()
+
+
+class CreateFleet(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Create an EC2 Fleet, a Spot Fleet request or an Auto Scaling group. Result: `FleetLaunch`."""
+
+    spec: FleetSpec
+
+
+class DescribeFleets(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Describe fleets/groups by (api, id), batched per API. Result: `{id: FleetInfo}`.
+
+    A fleet AWS no longer knows is answered with state "gone".
+    """
+
+    fleets: tuple[tuple[FleetApi, str], ...]
+
+
+class ModifyFleetTarget(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Set a fleet's or group's target capacity (units) without terminating anything.
+
+    Result: `None`. Used before terminating returned machines so AWS does not replace them.
+    """
+
+    api: FleetApi
+    fleet_id: str
+    target_units: int
+    on_demand_units: int = 0
+
+
+class TerminateInGroup(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Terminate instances of an Auto Scaling group, lowering its desired capacity each time.
+
+    Result: `{instance id: new state}`; ids the group or EC2 no longer knows: "gone".
+    """
+
+    group: str
+    instance_ids: tuple[str, ...]
+
+
+class DeleteFleet(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Delete a fleet or group ohf created, leaving its instances alone. Result: `None`."""
+
+    api: FleetApi
+    fleet_id: str
+
+
+class DescribeSpotSignals(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Spot interruption / rebalance notices for these instances. Result: `tuple[SpotSignal]`."""
+
+    instance_ids: tuple[str, ...]
+
+
+FleetIntent = (
+    CreateLaunchTemplate
+    | DeleteLaunchTemplate
+    | CreateFleet
+    | DescribeFleets
+    | ModifyFleetTarget
+    | TerminateInGroup
+    | DeleteFleet
+    | DescribeSpotSignals
+)
+
+Intent = (
+    RunInstances
+    | DescribeInstances
+    | TerminateInstances
+    | ResolveImage
+    | ReadText
+    | SaveState
+    | FleetIntent
+)
