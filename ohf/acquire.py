@@ -10,6 +10,10 @@ from returns.result import Failure, Result, Success
 from toolz import unique
 
 from ohf.effects.intents import (
+    CreateFleet,
+    CreateLaunchTemplate,
+    DeleteFleet,
+    DeleteLaunchTemplate,
     Intent,
     LaunchSpec,
     ReadText,
@@ -19,10 +23,13 @@ from ohf.effects.intents import (
     SaveState,
     SpotMarket,
 )
+from ohf.fleets import fleet_name, fleet_spec, fleet_type
 from ohf.messages import ErrorOut, RequestAccepted, RequestMachinesIn
 from ohf.model import (
     REQUEST_TAG,
     TEMPLATE_TAG,
+    FleetApi,
+    FleetLaunch,
     Instance,
     Machine,
     OhfError,
@@ -39,6 +46,7 @@ from ohf.templates import (
     instance_types,
     is_ssm_parameter,
     parse_tags,
+    provider_api,
     security_groups,
     ssm_parameter_name,
     subnets,
@@ -104,21 +112,7 @@ def check_ask(
                 code="input",
             )
         )
-    return check_template(template).bind(supported_here)
-
-
-def supported_here(template: Template) -> Result[Template, OhfError]:
-    """Templates this release can launch: RunInstances, on-demand or spot."""
-    where = f"template {template.template_id!r}"
-    if template.provider_api not in (None, "RunInstances"):
-        return Failure(
-            OhfError(message=f"{where}: providerApi {template.provider_api} is not supported yet")
-        )
-    if template.price_type == "heterogeneous":
-        return Failure(
-            OhfError(message=f"{where}: priceType heterogeneous needs a fleet API (not yet)")
-        )
-    return Success(template)
+    return check_template(template)
 
 
 def ordered_types(template: Template) -> tuple[tuple[str | None, int], ...]:
@@ -139,7 +133,7 @@ def base_spec(
         (TEMPLATE_TAG, template.template_id),
         *parse_tags(template.instance_tags).value_or(()),
     )
-    spot = template.price_type == "spot" and template.provider_api in (None, "RunInstances")
+    spot = template.price_type == "spot" and provider_api(template) == "RunInstances"
     root = (
         RootVolume(
             size_gib=template.root_device_volume_size,
@@ -255,6 +249,82 @@ def launch(
     )
 
 
+def launch_fleet(
+    template: Template,
+    api: FleetApi,
+    base: LaunchSpec,
+    request: Request,
+    state: State,
+    now: int,
+) -> Generator[Intent, Answer, tuple[Request, tuple[Machine, ...], OhfError | None]]:
+    """Create the launch template (unless the template names one) and the fleet or group.
+
+    The launch template carries the request's tags to every instance, so status polls find the
+    fleet's instances with the same one DescribeInstances pass as RunInstances machines. An
+    `instant` EC2 Fleet answers with its instances; the others fill while HF polls.
+    """
+    request_id = request.request_id
+    weights = dict(instance_types(template))
+    if template.launch_template_id:
+        lt_id = template.launch_template_id
+        version = str(template.launch_template_version or "$Default")
+        own_lt = None
+    else:
+        created = yield CreateLaunchTemplate(name=fleet_name(request_id), spec=base)
+        if isinstance(created, Failure):
+            return request, (), created.failure()
+        lt_id, version, own_lt = created.unwrap(), "$Latest", created.unwrap()
+        request = msgspec.structs.replace(request, launch_template_id=own_lt)
+        # Checkpoint: the launch template exists now, so a crash still lets ohf delete it.
+        saved = yield SaveState(state=with_request(state, request))
+        if isinstance(saved, Failure):
+            return request, (), saved.failure()
+    spec = fleet_spec(
+        template,
+        api,
+        request_id=request_id,
+        launch_template_id=lt_id,
+        launch_template_version=version,
+        image_override=base.image_id if own_lt is None else None,
+        target=request.machine_count,
+        now=now,
+    )
+    answer = yield CreateFleet(spec=spec)
+    if isinstance(answer, Failure) and answer.failure().code in INDETERMINATE_CODES:
+        # Same ClientToken (and, for groups, the same name): AWS answers with the same fleet.
+        answer = yield CreateFleet(spec=spec)
+    if isinstance(answer, Failure):
+        if own_lt is not None and answer.failure().code not in INDETERMINATE_CODES:
+            deleted = yield DeleteLaunchTemplate(launch_template_id=own_lt)
+            request = msgspec.structs.replace(request, cleaned_up=isinstance(deleted, Success))
+        return request, (), answer.failure()
+    launched: FleetLaunch = answer.unwrap()
+    machines = tuple(machine_of(i, weights.get(i.instance_type, 1)) for i in launched.instances)
+    instant = spec.fleet_type == "instant"
+    request = msgspec.structs.replace(
+        request,
+        fleet_id=launched.fleet_id,
+        fleet_target=spec.target_units,
+        fleet_on_demand=spec.on_demand_units,
+        fleet_done=instant,
+        phase="launched",
+    )
+    errors = "; ".join(launched.errors)
+    if instant and not machines:
+        # Nothing came of an instant fleet: delete it and ohf's launch template now.
+        gone = yield DeleteFleet(api=api, fleet_id=launched.fleet_id)
+        lt_gone: Answer = Success(None)
+        if own_lt is not None:
+            lt_gone = yield DeleteLaunchTemplate(launch_template_id=own_lt)
+        request = msgspec.structs.replace(
+            request, cleaned_up=isinstance(gone, Success) and isinstance(lt_gone, Success)
+        )
+        return request, (), OhfError(message=errors or "the fleet launched nothing", code="fleet")
+    if instant and errors:
+        return request, machines, OhfError(message=errors, code="fleet")
+    return request, machines, None
+
+
 def with_request(state: State, request: Request) -> State:
     """The state with `request` added or replaced."""
     return msgspec.structs.replace(state, requests={**state.requests, request.request_id: request})
@@ -274,13 +344,15 @@ def request_machines(
         return checked
     template = checked.unwrap()
     count = ask.template.machine_count
+    api = provider_api(template)
     request = Request(
         request_id=request_id,
         template_id=template.template_id,
         machine_count=count,
         client_token=request_id,
         created_at=now,
-        provider_api="RunInstances",
+        provider_api=api,
+        fleet_type=None if api == "RunInstances" else fleet_type(template, api),
     )
     # Recorded before any AWS call: if this process dies mid-launch, the next status poll
     # finds the instances by their ohf:request-id tag and adopts them.
@@ -302,11 +374,22 @@ def request_machines(
         machines: tuple[Machine, ...] = ()
         # Nothing was launched whatever the cause, so the request fails now (never "maybe").
         error: OhfError | None = msgspec.structs.replace(prep_error, code="prepare")
+    elif api != "RunInstances":
+        base = base_spec(template, request_id, image_id, user_data)
+        request, machines, error = yield from launch_fleet(template, api, base, request, state, now)
     else:
         base = base_spec(template, request_id, image_id, user_data)
         room = available(template, state)
         machines, error = yield from launch(template, base, count, request_id, room)
     return Success(finish(state, request, image_id, machines, error))
+
+
+def _over(got: int, request: Request) -> str:
+    """Say so when whole weighted instances took more units than HF asked for."""
+    extra = got - request.machine_count
+    if extra <= 0:
+        return ""
+    return f" ({extra} over the {request.machine_count} asked: whole instances)"
 
 
 def _value(answer: Answer, fallback: Any) -> tuple[Any, OhfError | None]:
@@ -333,6 +416,16 @@ def finish(
             reply=RequestAccepted(request_id=request.request_id, message=message),
             state=with_request(state, pending),
         )
+    if request.fleet_id is not None and not request.fleet_done and error is None:
+        message = (
+            f"{request.provider_api} {request.fleet_id} asked for {request.machine_count} "
+            "unit(s); machines appear as it fills"
+        )
+        filling = msgspec.structs.replace(request, image_id=image_id, machines=machines)
+        return Done(
+            reply=RequestAccepted(request_id=request.request_id, message=message),
+            state=with_request(state, filling),
+        )
     if not machines:
         message = f"no machine launched: {error.message if error else 'unknown error'}"
         failed = msgspec.structs.replace(
@@ -352,7 +445,7 @@ def finish(
         f"launched {got} of {request.machine_count} units: "
         f"{error.message if error else 'capacity exhausted'}"
         if short
-        else f"launched {len(machines)} instance(s) for {got} unit(s)"
+        else f"launched {len(machines)} instance(s) for {got} unit(s)" + _over(got, request)
     )
     launched = msgspec.structs.replace(
         request,

@@ -26,7 +26,7 @@ from ohf.messages import (
 from ohf.model import OhfError, State
 from ohf.outcome import Done
 from ohf.program import Answer, Program, run
-from ohf.templates import attributes, available, instance_types, missing_attributes, template_out
+from ohf.templates import attributes, available, missing_attributes, template_out
 
 CALLS = tuple(INPUTS)
 _encoder = msgspec.json.Encoder()
@@ -111,6 +111,7 @@ def _program(
     shell: Shell, call: str, state: State, message: Any
 ) -> Program[Result[Done, OhfError]]:
     from ohf import acquire, release, status
+    from ohf.fleets import unit_weights
 
     templates = shell.settings.config.templates
     if call == "requestMachines":
@@ -118,13 +119,13 @@ def _program(
             templates, state, message, request_id=shell.new_id("req"), now=shell.now()
         )
     if call == "getRequestStatus":
-        weights = {t.template_id: dict(instance_types(t)) for t in templates}
+        weights = {t.template_id: unit_weights(t) for t in templates}
         return status.request_status(state, message, weights=weights, now=shell.now())
     if call == "requestReturnMachines":
         return release.return_machines(
             state, message, return_id=shell.new_id("ret"), now=shell.now()
         )
-    return release.return_requests(state, message)
+    return release.return_requests(state, message, now=shell.now())
 
 
 def handle(shell: Shell, call: str, payload: bytes) -> Reply:

@@ -138,8 +138,10 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     fleet_id: str | None = None
     fleet_type: FleetType | None = None
     launch_template_id: str | None = None
-    # Units the fleet or group is asked to hold now (lowered as HF returns machines).
+    # Units the fleet or group is asked to hold now (lowered as HF returns machines), and how
+    # many of them are on-demand.
     fleet_target: int = 0
+    fleet_on_demand: int = 0
     # The fleet will add no more machines (instant, fulfilled, stopped short, or lowered to 0).
     fleet_done: bool = False
     # Fleet/group and ohf's launch template deleted; nothing of this request is left in AWS.

@@ -8,8 +8,16 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
-from ohf.effects.intents import DescribeInstances, Intent, TerminateInstances
+from ohf.effects.intents import (
+    DescribeInstances,
+    DescribeSpotSignals,
+    Intent,
+    ModifyFleetTarget,
+    TerminateInGroup,
+    TerminateInstances,
+)
 from ohf.messages import (
+    ErrorOut,
     MachineRef,
     ReclaimOut,
     RequestAccepted,
@@ -17,10 +25,19 @@ from ohf.messages import (
     ReturnRequestsIn,
     ReturnRequestsOut,
 )
-from ohf.model import TERMINAL_STATES, InstanceState, Machine, OhfError, ReturnRequest, State
+from ohf.model import (
+    ENDED_STATES,
+    TERMINAL_STATES,
+    InstanceState,
+    Machine,
+    OhfError,
+    ReturnRequest,
+    SpotSignal,
+    State,
+)
 from ohf.outcome import Done
 from ohf.program import Answer
-from ohf.status import machines_by_id
+from ohf.status import clean_up_finished, machines_by_id
 
 # States in which HF has lost (or is losing) the host without having asked for it back.
 LOST_STATES: frozenset[str] = TERMINAL_STATES | {"stopping", "stopped"}
@@ -67,10 +84,118 @@ def mark_returned(state: State, return_id: str, states: Mapping[str, InstanceSta
     return msgspec.structs.replace(state, requests=requests)
 
 
+def lower_fleets(
+    state: State, ids: tuple[str, ...]
+) -> Generator[Intent, Answer, tuple[State, OhfError | None]]:
+    """Lower each affected fleet's target by the units HF returns, before anything terminates.
+
+    A `request`/`maintain` EC2 Fleet or Spot Fleet would otherwise replace what ohf terminates.
+    Groups are lowered by TerminateInGroup itself; instant fleets and RunInstances need nothing.
+    """
+    index = machines_by_id(state)
+    returned: dict[str, int] = {}
+    for machine_id in ids:
+        owner, machine = index[machine_id]
+        if machine.returned_by is None and machine.state not in ENDED_STATES:
+            returned[owner] = returned.get(owner, 0) + machine.units
+    requests = dict(state.requests)
+    for owner, units in sorted(returned.items()):
+        request = requests[owner]
+        if (
+            request.provider_api not in ("EC2Fleet", "SpotFleet")
+            or request.fleet_id is None
+            or request.fleet_type == "instant"
+            or request.cleaned_up
+            or request.fleet_target == 0
+        ):
+            continue
+        target = max(request.fleet_target - units, 0)
+        on_demand = min(request.fleet_on_demand, target)
+        answer = yield ModifyFleetTarget(
+            api=request.provider_api,
+            fleet_id=request.fleet_id,
+            target_units=target,
+            on_demand_units=on_demand,
+        )
+        if isinstance(answer, Failure):
+            error = OhfError(
+                message=(
+                    f"could not lower {request.fleet_id} to {target} unit(s) "
+                    f"({answer.failure().message}); nothing was terminated, so AWS does not "
+                    "replace the machines"
+                ),
+                code="aws",
+            )
+            return msgspec.structs.replace(state, requests=requests), error
+        requests[owner] = msgspec.structs.replace(
+            request, fleet_target=target, fleet_on_demand=on_demand, fleet_done=target == 0
+        )
+    return msgspec.structs.replace(state, requests=requests), None
+
+
+def terminate_all(
+    state: State, ids: tuple[str, ...]
+) -> Generator[Intent, Answer, tuple[dict[str, InstanceState], OhfError | None]]:
+    """Terminate `ids`: in their Auto Scaling group (lowering it) or with TerminateInstances."""
+    index = machines_by_id(state)
+    by_group: dict[str, list[str]] = {}
+    plain: list[str] = []
+    for machine_id in ids:
+        request = state.requests[index[machine_id][0]]
+        if request.provider_api == "ASG" and request.fleet_id and not request.cleaned_up:
+            by_group.setdefault(request.fleet_id, []).append(machine_id)
+        else:
+            plain.append(machine_id)
+    batches: list[TerminateInGroup | TerminateInstances] = [
+        TerminateInGroup(group=group, instance_ids=tuple(members))
+        for group, members in sorted(by_group.items())
+    ]
+    if plain:
+        batches.append(TerminateInstances(instance_ids=tuple(plain)))
+    states: dict[str, InstanceState] = {}
+    for batch in batches:
+        answer = yield batch
+        if isinstance(answer, Failure):
+            what = (
+                "TerminateInstanceInAutoScalingGroup"
+                if isinstance(batch, TerminateInGroup)
+                else "TerminateInstances"
+            )
+            return states, OhfError(
+                message=f"{what} failed: {answer.failure().message}", code="aws"
+            )
+        asked = batch.instance_ids
+        new_states: Mapping[str, InstanceState] = answer.unwrap()
+        states.update({i: new_states.get(i, "shutting-down") for i in asked})
+    return states, None
+
+
+def lower_groups(state: State, states: Mapping[str, InstanceState]) -> State:
+    """Groups lowered their desired capacity as TerminateInGroup ended their machines."""
+    index = machines_by_id(state)
+    lowered: dict[str, int] = {}
+    for machine_id in states:
+        owner, machine = index[machine_id]
+        request = state.requests[owner]
+        if request.provider_api == "ASG" and machine.returned_by is None:
+            lowered[owner] = lowered.get(owner, 0) + machine.units
+    requests = dict(state.requests)
+    for owner, units in lowered.items():
+        request = requests[owner]
+        target = max(request.fleet_target - units, 0)
+        requests[owner] = msgspec.structs.replace(
+            request,
+            fleet_target=target,
+            fleet_on_demand=min(request.fleet_on_demand, target),
+            fleet_done=request.fleet_done or target == 0,
+        )
+    return msgspec.structs.replace(state, requests=requests)
+
+
 def return_machines(
     state: State, ask: ReturnMachinesIn, *, return_id: str, now: int
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
-    """The requestReturnMachines program: terminate ohf's machines and record the return."""
+    """The requestReturnMachines program: lower fleets, terminate, record, clean up."""
     known, unknown = resolve_refs(state, ask.machines)
     if unknown:
         names = ", ".join(r.machine_id or r.name or "<empty>" for r in unknown[:20])
@@ -85,18 +210,30 @@ def return_machines(
             )
         )
     ids = tuple(unique(machine_id for _, machine_id in known))
-    answer = yield TerminateInstances(instance_ids=ids)
-    if isinstance(answer, Failure):
-        return Failure(
-            OhfError(message=f"TerminateInstances failed: {answer.failure().message}", code="aws")
-        )
-    new_states: Mapping[str, InstanceState] = answer.unwrap()
-    states = {i: new_states.get(i, "shutting-down") for i in ids}
-    ret = ReturnRequest(request_id=return_id, created_at=now, machine_ids=ids)
-    new_state = mark_returned(state, return_id, states)
+    lowered, error = yield from lower_fleets(state, ids)
+    if error is not None:
+        if lowered == state:
+            return Failure(error)
+        return Success(Done(reply=ErrorOut(message=error.message), state=lowered, exit_code=1))
+    states, error = yield from terminate_all(lowered, ids)
+    if not states and error is not None:
+        if lowered == state:
+            return Failure(error)
+        return Success(Done(reply=ErrorOut(message=error.message), state=lowered, exit_code=1))
+    done_ids = tuple(i for i in ids if i in states)
+    ret = ReturnRequest(request_id=return_id, created_at=now, machine_ids=done_ids)
+    new_state = mark_returned(lower_groups(lowered, states), return_id, states)
     new_state = msgspec.structs.replace(new_state, returns={**new_state.returns, return_id: ret})
+    owners = sorted({machines_by_id(state)[i][0] for i in done_ids})
+    new_state = yield from clean_up_finished(new_state, owners)
     gone = sum(1 for s in states.values() if s == "gone")
     note = f" ({gone} already gone)" if gone else ""
+    if error is not None:
+        message = (
+            f"request {return_id}: terminating {len(done_ids)} of {len(ids)} machine(s) "
+            f"started, then {error.message}"
+        )
+        return Success(Done(reply=ErrorOut(message=message), state=new_state, exit_code=1))
     return Success(
         Done(
             reply=RequestAccepted(
@@ -107,8 +244,33 @@ def return_machines(
     )
 
 
+# A spot interruption notice comes two minutes before AWS takes the instance.
+SPOT_NOTICE_SECONDS = 120
+
+
+def grace_period(signal: SpotSignal, now: int) -> int:
+    """Seconds left before AWS reclaims a signalled instance (0 if unknown or past)."""
+    if signal.kind != "interruption":
+        return 0
+    return max(signal.at + SPOT_NOTICE_SECONDS - now, 0)
+
+
+def spot_signals(
+    index: Mapping[str, tuple[str, Machine]], running: list[str]
+) -> Generator[Intent, Answer, tuple[dict[str, SpotSignal], str]]:
+    """Interruption/rebalance notices for the running spot machines among `running`."""
+    spot = tuple(sorted(i for i in running if i in index and index[i][1].lifecycle == "spot"))
+    if not spot:
+        return {}, ""
+    answer = yield DescribeSpotSignals(instance_ids=spot)
+    if isinstance(answer, Failure):
+        return {}, f"spot notices not checked ({answer.failure().message})"
+    signals: tuple[SpotSignal, ...] = answer.unwrap()
+    return {s.instance_id: s for s in signals}, ""
+
+
 def return_requests(
-    state: State, ask: ReturnRequestsIn
+    state: State, ask: ReturnRequestsIn, *, now: int = 0
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
     """The getReturnRequests program: which of HF's hosts the cloud is taking or has taken."""
     index = machines_by_id(state)
@@ -140,17 +302,19 @@ def return_requests(
             OhfError(message=f"DescribeInstances failed: {answer.failure().message}", code="aws")
         )
     seen = {i.instance_id: i for i in answer.unwrap()}
+    running = [m for m in candidates if m in seen and seen[m].state not in LOST_STATES]
+    signals, signal_note = yield from spot_signals(index, running)
     lost = [
         ReclaimOut(
             machine=name or (index[mid][1].name if mid in index else "") or mid,
             machine_id=mid,
-            grace_period=0,
+            grace_period=grace_period(signals[mid], now) if mid in signals else 0,
         )
         for mid, name in candidates.items()
-        if mid not in seen or seen[mid].state in LOST_STATES
+        if mid not in seen or seen[mid].state in LOST_STATES or mid in signals
     ]
     foreign = [mid for mid in candidates if mid not in index]
-    notes = [_note(unnamed)] + (
+    notes = [_note(unnamed), signal_note] + (
         [f"{len(foreign)} machine(s) unknown to ohf were checked too: {', '.join(foreign[:20])}"]
         if foreign
         else []

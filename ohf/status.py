@@ -8,10 +8,12 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
-from ohf.effects.intents import DescribeInstances, Intent
+from ohf.effects.intents import DescribeFleets, DescribeInstances, Intent, ModifyFleetTarget
+from ohf.fleets import clean_up, cleanup_due
 from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,
+    FleetInfo,
     Instance,
     Machine,
     MachineResult,
@@ -29,6 +31,20 @@ from ohf.program import Answer
 VISIBILITY_GRACE_SECONDS = 300
 _FAILED_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone"})
 TERMINAL: frozenset[str] = frozenset({"complete", "complete_with_error"})
+# Fleet/Spot Fleet states after which AWS launches nothing more for the fleet.
+FLEET_OVER_STATES = frozenset(
+    {
+        "gone",
+        "failed",
+        "expired",
+        "cancelled",
+        "cancelled_running",
+        "cancelled_terminating",
+        "deleted",
+        "deleted_running",
+        "deleted_terminating",
+    }
+)
 
 
 def acquire_result(machine: Machine) -> MachineResult:
@@ -91,6 +107,10 @@ def adopt(request: Request, instances: Iterable[Instance], units: Mapping[str, i
         )
         for i in found
     )
+    if request.fleet_id is not None:
+        # A fleet's machines are expected to turn up this way: they are not orphans.
+        adopted = tuple(msgspec.structs.replace(m, message="") for m in adopted)
+        return msgspec.structs.replace(request, machines=request.machines + adopted)
     note = f"adopted {len(adopted)} instance(s) found by tag but missing from the state"
     return msgspec.structs.replace(
         request,
@@ -113,7 +133,11 @@ def acquire_status(request: Request) -> tuple[RequestStatus, str]:
         return "running", request.message
     good = sum(m.units for m in request.machines if acquire_result(m) == "succeed")
     if good >= request.machine_count:
-        return "complete", request.message
+        extra = good - request.machine_count
+        over = f"{good} units for the {request.machine_count} asked (whole instances)"
+        return "complete", "; ".join(x for x in (request.message, over if extra else "") if x)
+    if request.fleet_id is not None and not request.fleet_done:
+        return "running", request.message
     failed = [m for m in request.machines if acquire_result(m) == "fail"]
     reasons = "; ".join(unique(f"{m.machine_id}: {m.message or m.state}" for m in failed))
     message = f"{good} of {request.machine_count} units usable"
@@ -233,12 +257,117 @@ def settle_returns(state: State, return_ids: Iterable[str]) -> State:
 
 
 def settled(request: Request) -> bool:
-    """True when the request is final and none of its machines can change any more."""
+    """True when the request is final, its machines can change no more and AWS holds nothing."""
     return (
         request.phase != "launching"
         and request.status in TERMINAL
         and all(m.state in ENDED_STATES for m in request.machines)
+        and (request.cleaned_up or not (request.fleet_id or request.launch_template_id))
     )
+
+
+def live_units(request: Request) -> int:
+    """Units of the request's machines that are neither returned nor stopping or ending."""
+    return sum(
+        m.units for m in request.machines if m.returned_by is None and m.state not in _FAILED_STATES
+    )
+
+
+def fleet_watch(request: Request) -> bool:
+    """True when AWS's view of the request's fleet or group can still change what HF sees."""
+    return request.fleet_id is not None and not request.fleet_done and not request.cleaned_up
+
+
+def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
+    """Fold AWS's view of a fleet into its request; True if the fleet must be held where it is.
+
+    A fleet that stopped short (capacity, price, expiry, cancelled) will launch no more: the
+    request ends with AWS's reason. An active `request`/`maintain` fleet or group that reports
+    errors is lowered to what it holds, so it cannot add machines after HF got its answer.
+    """
+    live = live_units(request)
+    reasons = "; ".join(info.errors)
+    if info.state in FLEET_OVER_STATES:
+        why = reasons or f"the {request.provider_api} is {info.state}"
+        return _fleet_done(request, why if live < request.machine_count else ""), False
+    if info.activity == "error" or (info.errors and live < request.machine_count):
+        why = reasons or f"the {request.provider_api} reported an error"
+        return _fleet_done(request, why if live < request.machine_count else ""), True
+    if request.fleet_type == "request" and (
+        info.activity == "fulfilled" or live >= request.machine_count
+    ):
+        return msgspec.structs.replace(request, fleet_done=True), False
+    return request, False
+
+
+def _fleet_done(request: Request, why: str) -> Request:
+    note = f"{request.fleet_id} stopped short: {why}" if why else ""
+    return msgspec.structs.replace(
+        request,
+        fleet_done=True,
+        message="; ".join(x for x in (request.message, note) if x),
+    )
+
+
+def follow_fleets(
+    state: State, request_ids: Iterable[str]
+) -> Generator[Intent, Answer, tuple[State, str]]:
+    """One DescribeFleets for every watched fleet; stop short fleets; note what failed."""
+    watched = [state.requests[r] for r in request_ids if fleet_watch(state.requests[r])]
+    pairs = tuple(
+        (r.provider_api, r.fleet_id)
+        for r in watched
+        if r.provider_api != "RunInstances" and r.fleet_id is not None
+    )
+    if not pairs:
+        return state, ""
+    answer = yield DescribeFleets(fleets=pairs)
+    if isinstance(answer, Failure):
+        return state, f"fleets not described ({answer.failure().message})"
+    infos: Mapping[str, FleetInfo] = answer.unwrap()
+    updated = dict(state.requests)
+    for request in watched:
+        info = infos.get(request.fleet_id or "")
+        if info is not None:
+            updated[request.request_id] = yield from judge_fleet(request, info)
+    return msgspec.structs.replace(state, requests=updated), ""
+
+
+def judge_fleet(request: Request, info: FleetInfo) -> Generator[Intent, Answer, Request]:
+    """Apply AWS's view of a fleet to its request, holding the fleet where the verdict says so."""
+    judged, hold = fleet_verdict(request, info)
+    if not hold or judged.provider_api == "RunInstances" or judged.fleet_id is None:
+        return judged
+    target = live_units(judged)
+    on_demand = min(judged.fleet_on_demand, target)
+    held = yield ModifyFleetTarget(
+        api=judged.provider_api,
+        fleet_id=judged.fleet_id,
+        target_units=target,
+        on_demand_units=on_demand,
+    )
+    if isinstance(held, Failure):
+        # Keep watching: the next poll tries again to hold the fleet.
+        return msgspec.structs.replace(judged, fleet_done=False)
+    return msgspec.structs.replace(judged, fleet_target=target, fleet_on_demand=on_demand)
+
+
+def restatus(state: State, request_ids: Iterable[str]) -> State:
+    """Recompute the HF status of the named requests (after fleet verdicts changed them)."""
+    updated = dict(state.requests)
+    for rid in request_ids:
+        status, message = acquire_status(updated[rid])
+        updated[rid] = msgspec.structs.replace(updated[rid], status=status, message=message)
+    return msgspec.structs.replace(state, requests=updated)
+
+
+def clean_up_finished(state: State, request_ids: Iterable[str]) -> Generator[Intent, Answer, State]:
+    """Delete the fleets, groups and launch templates of requests that no longer need them."""
+    updated = dict(state.requests)
+    for rid in request_ids:
+        if cleanup_due(updated[rid]):
+            updated[rid] = yield from clean_up(updated[rid])
+    return msgspec.structs.replace(state, requests=updated)
 
 
 def request_status(
@@ -268,6 +397,10 @@ def request_status(
             stale = f"AWS did not answer ({answer.failure().message}); last known state shown"
         else:
             new_state = apply_observations(state, to_observe, answer.unwrap(), weights, now)
+            new_state, fleet_note = yield from follow_fleets(new_state, to_observe)
+            new_state = restatus(new_state, to_observe)
+            new_state = yield from clean_up_finished(new_state, to_observe)
+            stale = fleet_note
     new_state = settle_returns(new_state, return_ids)
     new_index = machines_by_id(new_state)
     out: list[RequestStatusOut] = []

@@ -9,7 +9,7 @@ import msgspec
 from returns.result import Failure, Result, Success
 
 from ohf.catalogue import Catalogue
-from ohf.model import TERMINAL_STATES, OhfError, Request, State, Template
+from ohf.model import TERMINAL_STATES, OhfError, ProviderApi, Request, State, Template
 
 SSM_PREFIXES = ("/", "resolve:ssm:")
 _ARCH_TYPE = {
@@ -80,9 +80,50 @@ def ssm_parameter_name(image_id: str) -> str:
     return image_id.removeprefix("resolve:ssm:")
 
 
+def provider_api(template: Template) -> ProviderApi:
+    """The AWS API a template launches with: `providerApi`, else chosen from the IBM fields.
+
+    Spot or heterogeneous capacity over `vmTypes` needs a fleet: a Spot Fleet when the template
+    names a `fleetRole` (as IBM's own provider does), else an EC2 Fleet. Everything else, and spot
+    of a single `vmType`, uses RunInstances.
+    """
+    if template.provider_api is not None:
+        return template.provider_api
+    if template.price_type == "heterogeneous" or (
+        template.price_type == "spot" and template.vm_types
+    ):
+        return "SpotFleet" if template.fleet_role else "EC2Fleet"
+    return "RunInstances"
+
+
+def _fleet_problem(template: Template, api: ProviderApi) -> str | None:
+    """What keeps a template from launching with its (fleet) API, if anything."""
+    if api == "RunInstances":
+        if template.price_type == "heterogeneous":
+            return "priceType heterogeneous needs providerApi EC2Fleet, SpotFleet or ASG"
+        return None
+    if not instance_types(template):
+        return f"providerApi {api} needs vmType or vmTypes (one override per type)"
+    if api == "SpotFleet" and not template.fleet_role:
+        return "providerApi SpotFleet needs fleetRole (the IAM role of the Spot Fleet)"
+    if api == "SpotFleet" and template.fleet_type == "instant":
+        return "fleetType instant is not available for SpotFleet (use request or maintain)"
+    if api == "ASG" and not subnets(template):
+        return "providerApi ASG needs subnetId (the group's VPC subnets)"
+    if api in ("SpotFleet", "ASG") and template.launch_template_id and template.image_id:
+        return (
+            f"providerApi {api} cannot override the AMI of launchTemplateId: drop imageId and "
+            "put the AMI in the launch template"
+        )
+    return None
+
+
 def check_template(template: Template) -> Result[Template, OhfError]:
     """Cross-field rules that a type annotation cannot state."""
     where = f"template {template.template_id!r}"
+    problem = _fleet_problem(template, provider_api(template))
+    if problem is not None:
+        return Failure(OhfError(message=f"{where}: {problem}"))
     if not template.image_id and not template.launch_template_id:
         return Failure(OhfError(message=f"{where}: needs imageId (or launchTemplateId)"))
     if not instance_types(template) and not template.launch_template_id:
@@ -152,13 +193,18 @@ def _text(value: str | int | float) -> str:
 
 
 def request_units(request: Request) -> int:
-    """Capacity units a request holds: reserved while launching, else its live machines."""
+    """Capacity units a request holds: reserved while launching or filling, else its live machines."""
     live = sum(
         m.units
         for m in request.machines
         if m.returned_by is None and m.state not in TERMINAL_STATES
     )
-    return max(live, request.machine_count) if request.phase == "launching" else live
+    if request.phase == "launching":
+        return max(live, request.machine_count)
+    if request.fleet_id is not None and not request.fleet_done and not request.cleaned_up:
+        # A filling (or maintaining) fleet may still launch up to its target.
+        return max(live, request.fleet_target)
+    return live
 
 
 def units_in_use(state: State, template_id: str) -> int:
