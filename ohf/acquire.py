@@ -23,7 +23,7 @@ from ohf.effects.intents import (
     SaveState,
     SpotMarket,
 )
-from ohf.fleets import fleet_name, fleet_spec, fleet_type
+from ohf.fleets import fitting, fleet_name, fleet_spec, fleet_type, unit_weights
 from ohf.messages import ErrorOut, RequestAccepted, RequestMachinesIn
 from ohf.model import (
     REQUEST_TAG,
@@ -264,7 +264,21 @@ def launch_fleet(
     `instant` EC2 Fleet answers with its instances; the others fill while HF polls.
     """
     request_id = request.request_id
-    weights = dict(instance_types(template))
+    room = available(template, state)
+    template = fitting(template, request.machine_count, room)
+    weights = unit_weights(template)
+    if not weights:
+        return (
+            request,
+            (),
+            OhfError(
+                message=(
+                    f"no instance type's weight fits: {room} unit(s) are free under maxNumber "
+                    f"and AWS fills {request.machine_count} unit(s) with whole instances"
+                ),
+                code="maxNumber",
+            ),
+        )
     if template.launch_template_id:
         lt_id = template.launch_template_id
         version = str(template.launch_template_version or "$Default")
@@ -306,6 +320,7 @@ def launch_fleet(
         fleet_id=launched.fleet_id,
         fleet_target=spec.target_units,
         fleet_on_demand=spec.on_demand_units,
+        fleet_headroom=max(weights.values()) - 1,
         fleet_done=instant,
         phase="launched",
     )

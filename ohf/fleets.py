@@ -62,6 +62,29 @@ def unit_weights(template: Template) -> dict[str, int]:
     return weights
 
 
+def fitting(template: Template, count: int, room: int) -> Template:
+    """The template with only the types whose whole instances cannot overshoot `room`.
+
+    AWS fills a fleet with whole instances, so a request of `count` units may end up to one
+    weight short of a unit over it; a type is kept only if that still fits in `room` (the
+    template's free units before this request; -1 = unlimited).
+    """
+    if room < 0:
+        return template
+    limit = room - count + 1
+
+    def keep(types: dict[str, int] | None) -> dict[str, int] | None:
+        return None if types is None else {t: w for t, w in types.items() if w <= limit}
+
+    vm_types = keep(dict(instance_types(template)))
+    return msgspec.structs.replace(
+        template,
+        vm_type=None,
+        vm_types=vm_types,
+        vm_types_on_demand=keep(template.vm_types_on_demand),
+    )
+
+
 def overrides(template: Template, image_id: str | None) -> tuple[Override, ...]:
     """One override per (instance type x subnet), with weights and priorities.
 

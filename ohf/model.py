@@ -142,6 +142,8 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     # many of them are on-demand.
     fleet_target: int = 0
     fleet_on_demand: int = 0
+    # Units a fleet may overshoot its target by (largest weight - 1): AWS fills whole instances.
+    fleet_headroom: int = 0
     # The fleet will add no more machines (instant, fulfilled, stopped short, or lowered to 0).
     fleet_done: bool = False
     # Fleet/group and ohf's launch template deleted; nothing of this request is left in AWS.

@@ -203,7 +203,7 @@ def request_units(request: Request) -> int:
         return max(live, request.machine_count)
     if request.fleet_id is not None and not request.fleet_done and not request.cleaned_up:
         # A filling (or maintaining) fleet may still launch up to its target.
-        return max(live, request.fleet_target)
+        return max(live, request.fleet_target + request.fleet_headroom)
     return live
 
 

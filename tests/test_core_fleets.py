@@ -280,6 +280,28 @@ def test_instant_fleet_that_launches_nothing_is_deleted_with_its_launch_template
     assert request.cleaned_up and request.status == "complete_with_error"
 
 
+def test_only_types_that_cannot_overshoot_max_number_go_into_the_fleet() -> None:
+    t = fleet_template(max_number=8)
+    launch = FleetLaunch(fleet_id=FLEET, instances=(instance(1, "c5.xlarge"),) * 3)
+    intents, _ = drive(
+        request_machines((t,), State(), ask(6), request_id=RID, now=NOW),
+        by_type({CreateLaunchTemplate: [Success(LT)], CreateFleet: [Success(launch)]}),
+    )
+    spec = intents[-1].spec  # type: ignore[union-attr]
+    # 6 of 8 units asked: a weight-4 instance could end at 9 units, so only weights <= 3.
+    assert {o.instance_type for o in spec.overrides} == {"c5.large", "c5.xlarge"}
+
+
+def test_a_fleet_no_type_of_which_fits_fails_before_creating_anything() -> None:
+    t = fleet_template(max_number=6, vm_types={"c5.2xlarge": 4})
+    intents, result = drive(
+        request_machines((t,), State(), ask(4), request_id=RID, now=NOW), by_type({})
+    )
+    assert [type(i) for i in intents] == [SaveState]
+    done = result.unwrap()
+    assert done.exit_code == 1 and "whole instances" in done.reply.message
+
+
 def test_a_templates_own_launch_template_is_used_and_never_created() -> None:
     t = fleet_template(launch_template_id="lt-users", launch_template_version=3)
     launch = FleetLaunch(fleet_id=FLEET, instances=(instance(1, "c5.2xlarge"),))
@@ -320,7 +342,8 @@ def test_async_fleet_is_accepted_and_fills_as_status_polls_see_it() -> None:
     )
     state = result.unwrap().state
     assert state.requests[RID].machines == () and not state.requests[RID].fleet_done
-    assert available(t, state) == 34  # the whole ask is held while the fleet fills
+    # The whole ask is held while the fleet fills, plus what whole c5.2xlarge (4) may overshoot.
+    assert available(t, state) == 40 - 6 - 3
 
     poll = RequestStatusIn(requests=[RequestRef(request_id=RID)])
     pending = FleetInfo(
