@@ -89,8 +89,8 @@ def lower_fleets(
 ) -> Generator[Intent, Answer, tuple[State, OhfError | None]]:
     """Lower each affected fleet's target by the units HF returns, before anything terminates.
 
-    A `request`/`maintain` EC2 Fleet or Spot Fleet would otherwise replace what ohf terminates.
-    Groups are lowered by TerminateInGroup itself; instant fleets and RunInstances need nothing.
+    A `maintain` EC2 Fleet or Spot Fleet would otherwise replace what ohf terminates. Groups are
+    lowered by TerminateInGroup itself; `instant` and `request` fleets never replace anything.
     """
     index = machines_by_id(state)
     returned: dict[str, int] = {}
@@ -101,10 +101,11 @@ def lower_fleets(
     requests = dict(state.requests)
     for owner, units in sorted(returned.items()):
         request = requests[owner]
+        # Only `maintain` fleets replace what ends (and AWS lets only those be modified).
         if (
             request.provider_api not in ("EC2Fleet", "SpotFleet")
             or request.fleet_id is None
-            or request.fleet_type == "instant"
+            or request.fleet_type != "maintain"
             or request.cleaned_up
             or request.fleet_target == 0
         ):

@@ -282,8 +282,8 @@ def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
     """Fold AWS's view of a fleet into its request; True if the fleet must be held where it is.
 
     A fleet that stopped short (capacity, price, expiry, cancelled) will launch no more: the
-    request ends with AWS's reason. An active `request`/`maintain` fleet or group that reports
-    errors is lowered to what it holds, so it cannot add machines after HF got its answer.
+    request ends with AWS's reason. An active `maintain` fleet or group that reports errors is
+    lowered to what it holds, so it cannot add machines after HF got its answer.
     """
     live = live_units(request)
     reasons = "; ".join(info.errors)
@@ -292,7 +292,10 @@ def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
         return _fleet_done(request, why if live < request.machine_count else ""), False
     if info.activity == "error" or (info.errors and live < request.machine_count):
         why = reasons or f"the {request.provider_api} reported an error"
-        return _fleet_done(request, why if live < request.machine_count else ""), True
+        # Only maintaining fleets and groups would go on launching (and only they can be
+        # modified); a `request` fleet that erred has made its one attempt.
+        maintains = request.fleet_type == "maintain" or request.provider_api == "ASG"
+        return _fleet_done(request, why if live < request.machine_count else ""), maintains
     if request.fleet_type == "request" and (
         info.activity == "fulfilled" or live >= request.machine_count
     ):
