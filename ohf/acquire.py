@@ -286,7 +286,8 @@ def launch_fleet(
     else:
         created = yield CreateLaunchTemplate(name=fleet_name(request_id), spec=base)
         if isinstance(created, Failure):
-            return request, (), created.failure()
+            # Whatever became of the launch template, no instance can have started.
+            return request, (), msgspec.structs.replace(created.failure(), code="prepare")
         lt_id, version, own_lt = created.unwrap(), "$Latest", created.unwrap()
         request = msgspec.structs.replace(request, launch_template_id=own_lt)
         # Checkpoint: the launch template exists now, so a crash still lets ohf delete it.

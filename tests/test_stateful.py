@@ -334,10 +334,7 @@ class HostFactory(RuleBasedStateMachine):
         if code == 1:
             return  # DescribeInstances was throttled
         listed = {r["machineId"] for r in reply["requests"]}
-        cloud = self.fake.ref.cloud.instances
-
-        def lost(ids: set[str]) -> set[str]:
-            return {i for i in ids if i not in cloud or cloud[i].instance.state in LOST_STATES}
+        lost = self.reclaimed
 
         if named:
             candidates = {i for i in named if i not in machines or not machines[i].returned_by}
@@ -348,6 +345,11 @@ class HostFactory(RuleBasedStateMachine):
             # returned by HF, including ones an earlier poll already saw ending.
             held = {i for i, m in machines.items() if not m.returned_by and m.result == "succeed"}
             assert listed == lost(held), (listed, lost(held))
+
+    def reclaimed(self, ids: set[str]) -> set[str]:
+        """The machines among `ids` that the cloud is taking or has taken."""
+        cloud = self.fake.ref.cloud.instances
+        return {i for i in ids if i not in cloud or cloud[i].instance.state in LOST_STATES}
 
     # --- what the cloud does by itself, and time --------------------------------------------
 
