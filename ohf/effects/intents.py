@@ -164,6 +164,8 @@ class ModifyFleetTarget(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Set a fleet's or group's target capacity (units) without terminating anything.
 
     Result: `None`. Used before terminating returned machines so AWS does not replace them.
+    AWS modifies only `maintain` fleets (others: "FleetNotInModifiableState"); a group's
+    instances are protected from scale-in, so lowering its desired capacity ends nothing.
     """
 
     api: FleetApi
@@ -175,7 +177,8 @@ class ModifyFleetTarget(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class TerminateInGroup(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Terminate instances of an Auto Scaling group, lowering its desired capacity each time.
 
-    Result: `{instance id: new state}`; ids the group or EC2 no longer knows: "gone".
+    Result: `{instance id: new state}`; ids not (or no longer) in the group are terminated
+    plainly without lowering it; ids EC2 no longer knows: "gone".
     """
 
     group: str
@@ -183,7 +186,11 @@ class TerminateInGroup(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class DeleteFleet(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Delete a fleet or group ohf created, leaving its instances alone. Result: `None`."""
+    """Delete a fleet or group ohf created, leaving its instances alone. Result: `None`.
+
+    An unknown id counts as deleted. An `instant` EC2 Fleet (AWS requires TerminateInstances)
+    and a group (ForceDelete) take any instances still running with them.
+    """
 
     api: FleetApi
     fleet_id: str
