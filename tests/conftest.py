@@ -30,10 +30,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """URL of a moto_server started for this test session (per xdist worker)."""
+    """URL of a moto_server (patched: tests/moto_patched.py) for this session (per xdist worker)."""
     port = _free_port()
+    server = Path(__file__).with_name("moto_patched.py")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,450 @@
+"""moto 5.2.5, patched where it falls short of the AWS behaviour ohf's fleet code relies on.
+
+Run as a server (`python -m tests.moto_patched -H 127.0.0.1 -p PORT`, or the file as a script:
+same arguments as `moto_server`), or patch in-process moto for a test with `patched()` (or
+`apply_patches()`, which returns the function that undoes it).
+
+Each gap, as found by trying moto 5.2.5, and what the patch does (faithful to AWS, kept small):
+- ModifyFleet is NotImplemented: it now sets the fleet's target capacities. Like AWS it refuses
+  fleets other than active `maintain` ones ("FleetNotInModifiableState"), terminates the excess
+  only under the `termination` policy, and launches more when the target rises.
+- Weighted capacity: for every strategy but `diversified` moto fills a target of n units with
+  (n + n mod w) // w instances of the first override (weight w), which falls short whenever
+  2 * (n mod w) < w (5 units of weight 4: one instance), and reports n + n mod w as fulfilled.
+  Patched: ceil(n / w) instances, and the units actually launched. Still one pool only: moto
+  takes the first override (Spot Fleet: the one with the lowest SpotPrice; EC2 Fleet never
+  reads MaxPrice, so the first), where AWS spreads by strategy, price and capacity.
+- A `maintain` EC2 Fleet or Spot Fleet never replaces instances that end (moto does replace
+  Auto Scaling group instances, at once, on TerminateInstances). Patched: whenever instances
+  are terminated, every active `maintain` fleet is topped up to its target, so a test sees a
+  replacement exactly where AWS would launch one. Spot Fleet's `Type` (default `maintain`, as
+  in AWS) is remembered for this, and ModifySpotFleetRequest, like AWS, refuses other types.
+- FulfilledCapacity drifts: moto lowers it on termination only when the instance's subnet equals
+  the override's. Patched: recomputed from the fleet's live instances after each termination.
+- Auto Scaling group with a MixedInstancesPolicy: instances get the launch template's type,
+  "" when the template has none (ohf's never do). Patched: the first override's type, the one
+  moto already takes the weight from.
+- CreateAutoScalingGroup with a taken name replaces the group (orphaning its instances).
+  Patched: "AlreadyExists", as AWS answers.
+- TerminateInstanceInAutoScalingGroup of an instance in no group raises StopIteration (HTTP 500).
+  Patched: AWS's "ValidationError: Instance Id not found - No managed instance found ...".
+- DeleteFleets / CancelSpotFleetRequests of an unknown id raise KeyError (HTTP 500). Patched: the
+  id is listed as unsuccessful with AWS's "fleetIdDoesNotExist" / "fleetRequestIdDoesNotExist".
+- Deleting with TerminateInstances=True (or lowering under the `termination` policy) an EC2
+  Fleet with nothing to terminate asks EC2 to terminate an empty list, an error. Patched: skipped.
+
+Not patched (tests must not rely on these): moto ignores ClientToken on CreateFleet and
+RequestSpotFleet (a retry makes a second fleet); Spot Fleet reads only the first override of
+each launch template config and launches everything as spot (OnDemandTargetCapacity, ValidUntil
+and SpotPrice limits are ignored); groups launch only on-demand instances; fleets report no
+ActivityStatus and have no history (DescribeFleetHistory and DescribeSpotFleetRequestHistory are
+NotImplemented); DescribeScalingActivities answers nothing; spot requests are always
+"fulfilled" (no interruption notices); nothing ever fails for lack of capacity.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto.autoscaling.exceptions import AutoscalingClientError
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.fleets import Fleet, FleetsBackend
+from moto.ec2.models.instances import InstanceBackend
+from moto.ec2.models.spot_requests import SpotFleetRequest, SpotRequestBackend
+from moto.ec2.responses.fleets import Fleets
+from moto.ec2.responses.spot_fleets import SpotFleets
+
+Undo = Callable[[], None]
+
+
+def _not_modifiable(fleet_id: str) -> EC2ClientError:
+    return EC2ClientError(
+        "FleetNotInModifiableState",
+        f"Fleet Request: {fleet_id} is not a modifiable fleet request type.",
+    )
+
+
+# --- Weighted fills ----------------------------------------------------------------------------
+
+
+def _ceil_counts(specs: list[Any], weight_to_add: float) -> tuple[dict[Any, int], float]:
+    """Instances of the cheapest (else first) spec that reach `weight_to_add` units."""
+    spec = sorted(specs, key=lambda s: float(s.spot_price or "+inf"))[0]
+    count = math.ceil(weight_to_add / spec.weighted_capacity)
+    return {spec: count}, count * spec.weighted_capacity
+
+
+def _fleet_counts(original: Callable[..., Any]) -> Callable[..., Any]:
+    def counts(self: Fleet, weight_to_add: float) -> tuple[dict[Any, int], float]:
+        if (self.spot_options or {}).get("AllocationStrategy") == "diversified":
+            return original(self, weight_to_add)  # type: ignore[no-any-return]
+        return _ceil_counts(self.launch_specs, weight_to_add)
+
+    return counts
+
+
+def _spot_fleet_counts(original: Callable[..., Any]) -> Callable[..., Any]:
+    def counts(self: SpotFleetRequest, weight_to_add: float) -> tuple[dict[Any, int], float]:
+        if self.allocation_strategy == "diversified":
+            return original(self, weight_to_add)  # type: ignore[no-any-return]
+        return _ceil_counts(self.launch_specs, weight_to_add)
+
+    return counts
+
+
+# --- Live capacity and maintain top-ups --------------------------------------------------------
+
+
+def _alive(instance: Any) -> bool:
+    return instance.state not in ("shutting-down", "terminated")
+
+
+def _fleet_held(fleet: Fleet) -> tuple[float, float]:
+    """(on-demand, spot) units held by the EC2 Fleet's live instances."""
+    on_demand = sum(
+        (item.get("launch_spec").weighted_capacity if item.get("launch_spec") else 1.0)
+        for item in fleet.on_demand_instances
+        if _alive(item["instance"])
+    )
+    spot = sum(
+        (req.launch_spec.weighted_capacity if req.launch_spec else 1.0)
+        for req in fleet.spot_requests
+        if _alive(req.instance)
+    )
+    return on_demand, spot
+
+
+def _spot_fleet_held(fleet: SpotFleetRequest) -> float:
+    """Units held by the Spot Fleet's live instances (weights by type, then subnet)."""
+
+    def weight(instance: Any) -> float:
+        same_type = [s for s in fleet.launch_specs if s.instance_type == instance.instance_type]
+        exact = [s for s in same_type if s.subnet_id == instance.subnet_id]
+        spec = (exact or same_type or [None])[0]
+        return float(spec.weighted_capacity) if spec is not None else 1.0
+
+    return sum(weight(r.instance) for r in fleet.spot_requests if _alive(r.instance))
+
+
+def _recount_fleet(fleet: Fleet) -> tuple[float, float]:
+    """Set an EC2 Fleet's fulfilled capacities from its live instances; (on-demand, spot)."""
+    on_demand, spot = _fleet_held(fleet)
+    fleet.fulfilled_capacity = on_demand + spot
+    fleet.fulfilled_on_demand_capacity = on_demand
+    fleet.fulfilled_spot_capacity = spot
+    return on_demand, spot
+
+
+def _top_up_fleet(fleet: Fleet) -> None:
+    """Recount an EC2 Fleet; launch what an active `maintain` fleet lacks of its target."""
+    on_demand, spot = _recount_fleet(fleet)
+    short = fleet.target_capacity - (on_demand + spot)
+    if fleet.fleet_type != "maintain" or fleet.state != "active" or short <= 0:
+        return
+    on_demand_short = min(max(fleet.on_demand_target_capacity - on_demand, 0), short)
+    if on_demand_short > 0:
+        fleet.create_on_demand_requests(on_demand_short)
+    rest = short - on_demand_short
+    default = fleet.target_capacity_specification.get("DefaultTargetCapacityType")
+    if rest > 0 and (fleet.spot_target_capacity > 0 or default == "spot"):
+        fleet.create_spot_requests(rest)
+    elif rest > 0:
+        fleet.create_on_demand_requests(rest)
+    _recount_fleet(fleet)
+
+
+def _top_up_spot_fleet(fleet: SpotFleetRequest) -> None:
+    """Recompute what a Spot Fleet holds; launch what an active `maintain` one lacks."""
+    fleet.fulfilled_capacity = _spot_fleet_held(fleet)
+    if getattr(fleet, "fleet_type", "maintain") != "maintain" or fleet.state != "active":
+        return
+    short = fleet.target_capacity - fleet.fulfilled_capacity
+    if short > 0:
+        fleet.create_spot_requests(short)
+        fleet.fulfilled_capacity = _spot_fleet_held(fleet)
+
+
+def _maintaining_terminate(original: Callable[..., Any]) -> Callable[..., Any]:
+    def terminate_instances(self: Any, instance_ids: list[str]) -> Any:
+        result = original(self, instance_ids)
+        for fleet in list(getattr(self, "fleets", {}).values()):
+            _top_up_fleet(fleet)
+        for spot_fleet in list(getattr(self, "spot_fleet_requests", {}).values()):
+            _top_up_spot_fleet(spot_fleet)
+        return result
+
+    return terminate_instances
+
+
+def _guarded_fleet_terminate(original: Callable[..., Any]) -> Callable[..., Any]:
+    def terminate_instances(self: Fleet) -> None:
+        # moto asks EC2 to terminate an empty list (an error) when nothing exceeds the target,
+        # e.g. deleting with TerminateInstances=True a fleet whose instances all ended.
+        on_demand, spot = _recount_fleet(self)
+        if on_demand + spot > self.target_capacity:
+            original(self)
+
+    return terminate_instances
+
+
+# --- ModifyFleet -------------------------------------------------------------------------------
+
+
+def _backend_modify_fleet(
+    self: FleetsBackend, fleet_id: str, spec: dict[str, Any], policy: str | None
+) -> None:
+    fleet = self.fleets.get(fleet_id)
+    if fleet is None:
+        raise EC2ClientError("InvalidFleetId.NotFound", f"The fleet ID '{fleet_id}' does not exist")
+    if fleet.fleet_type != "maintain" or fleet.state != "active":
+        raise _not_modifiable(fleet_id)
+    total = int(spec.get("TotalTargetCapacity", fleet.target_capacity))
+    on_demand = int(spec.get("OnDemandTargetCapacity", fleet.on_demand_target_capacity))
+    spot = int(spec.get("SpotTargetCapacity", max(total - on_demand, 0)))
+    fleet.target_capacity = total
+    fleet.on_demand_target_capacity = on_demand
+    fleet.spot_target_capacity = spot
+    fleet.target_capacity_specification = {
+        **fleet.target_capacity_specification,
+        "TotalTargetCapacity": total,
+        "OnDemandTargetCapacity": on_demand,
+        "SpotTargetCapacity": spot,
+    }
+    if policy:
+        fleet.excess_capacity_termination_policy = policy
+    if fleet.excess_capacity_termination_policy == "termination":
+        fleet.terminate_instances()
+    _top_up_fleet(fleet)
+
+
+def _response_modify_fleet(self: Fleets) -> ActionResult:
+    fleet_id = self._get_param("FleetId")
+    spec = self._get_param("TargetCapacitySpecification", {})
+    policy = self._get_param("ExcessCapacityTerminationPolicy")
+    self.error_on_dryrun()
+    self.ec2_backend.modify_fleet(fleet_id, spec, policy)
+    return ActionResult({"Return": True})
+
+
+# --- Spot Fleet type, modify, cancel -----------------------------------------------------------
+
+
+def _typed_request_spot_fleet(original: Callable[..., Any]) -> Callable[..., Any]:
+    def request_spot_fleet(self: SpotFleets) -> ActionResult:
+        fleet_type = self._get_param("SpotFleetRequestConfig", {}).get("Type") or "maintain"
+        result = original(self)
+        fleet_id = result.result["SpotFleetRequestId"]
+        self.ec2_backend.spot_fleet_requests[fleet_id].fleet_type = fleet_type
+        return result  # type: ignore[no-any-return]
+
+    return request_spot_fleet
+
+
+def _checked_modify_spot_fleet(original: Callable[..., Any]) -> Callable[..., Any]:
+    def modify(self: SpotRequestBackend, fleet_id: str, target: int, policy: str) -> None:
+        fleet = self.spot_fleet_requests.get(fleet_id)
+        if fleet is None:
+            raise EC2ClientError(
+                "InvalidSpotFleetRequestId.NotFound",
+                f"The spot fleet request ID '{fleet_id}' does not exist",
+            )
+        if getattr(fleet, "fleet_type", "maintain") != "maintain" or fleet.state != "active":
+            raise _not_modifiable(fleet_id)
+        original(self, fleet_id, target, policy)
+        _top_up_spot_fleet(fleet)
+
+    return modify
+
+
+def _response_delete_fleets(self: Fleets) -> ActionResult:
+    fleet_ids = self._get_param("FleetIds", [])
+    terminate = self._get_bool_param("TerminateInstances")
+    known = [i for i in fleet_ids if i in self.ec2_backend.fleets]
+    fleets = self.ec2_backend.delete_fleets(known, terminate) if known else []
+    return ActionResult(
+        {
+            "SuccessfulFleetDeletions": [
+                {"CurrentFleetState": f.state, "PreviousFleetState": "active", "FleetId": f.id}
+                for f in fleets
+            ],
+            "UnsuccessfulFleetDeletions": [
+                {
+                    "Error": {
+                        "Code": "fleetIdDoesNotExist",
+                        "Message": f"The fleet ID '{i}' does not exist",
+                    },
+                    "FleetId": i,
+                }
+                for i in fleet_ids
+                if i not in known
+            ],
+        }
+    )
+
+
+def _response_cancel_spot_fleets(self: SpotFleets) -> ActionResult:
+    fleet_ids = self._get_param("SpotFleetRequestIds", [])
+    terminate = self._get_bool_param("TerminateInstances")
+    known = [i for i in fleet_ids if i in self.ec2_backend.spot_fleet_requests]
+    fleets = self.ec2_backend.cancel_spot_fleet_requests(known, terminate) if known else []
+    return ActionResult(
+        {
+            "SuccessfulFleetRequests": [
+                {
+                    "SpotFleetRequestId": f.id,
+                    "CurrentSpotFleetRequestState": "cancelled_terminating"
+                    if terminate
+                    else f.state,
+                    "PreviousSpotFleetRequestState": "active",
+                }
+                for f in fleets
+            ],
+            "UnsuccessfulFleetRequests": [
+                {
+                    "Error": {
+                        "Code": "fleetRequestIdDoesNotExist",
+                        "Message": f"The spot fleet request ID '{i}' does not exist",
+                    },
+                    "SpotFleetRequestId": i,
+                }
+                for i in fleet_ids
+                if i not in known
+            ],
+        }
+    )
+
+
+# --- Auto Scaling ------------------------------------------------------------------------------
+
+
+def _override_type(original: property) -> property:
+    def instance_type(self: FakeAutoScalingGroup) -> str:
+        value: str = original.fget(self)  # type: ignore[misc]
+        policy = (self.mixed_instances_policy or {}).get("LaunchTemplate") or {}
+        overrides = policy.get("Overrides") or []
+        if not value and overrides:
+            return str(overrides[0].get("InstanceType") or value)
+        return value
+
+    return property(instance_type)
+
+
+def _unique_group(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create(self: AutoScalingBackend, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in self.autoscaling_groups:
+            raise AutoscalingClientError(
+                "AlreadyExists",
+                f"AutoScalingGroup by this name already exists - A group with the name {name} "
+                "already exists",
+            )
+        return original(self, name, *args, **kwargs)
+
+    return create
+
+
+def _known_instance(original: Callable[..., Any]) -> Callable[..., Any]:
+    def terminate_instance(self: AutoScalingBackend, instance_id: str, decrement: bool) -> Any:
+        in_group = any(
+            state.instance.id == instance_id
+            for group in self.autoscaling_groups.values()
+            for state in group.instance_states
+        )
+        if not in_group:
+            raise AutoscalingClientError(
+                "ValidationError",
+                f"Instance Id not found - No managed instance found for instance ID {instance_id}",
+            )
+        return original(self, instance_id, decrement)
+
+    return terminate_instance
+
+
+# --- Applying ----------------------------------------------------------------------------------
+
+
+def apply_patches() -> Undo:
+    """Patch moto's classes (in this process) and return the function that restores them."""
+    replaced: list[tuple[type, str, Any]] = []
+
+    def put(owner: type, name: str, value: Any) -> None:
+        replaced.append((owner, name, owner.__dict__.get(name, _MISSING)))
+        setattr(owner, name, value)
+
+    put(Fleets, "modify_fleet", _response_modify_fleet)
+    put(FleetsBackend, "modify_fleet", _backend_modify_fleet)
+    put(Fleets, "delete_fleets", _response_delete_fleets)
+    put(Fleet, "terminate_instances", _guarded_fleet_terminate(Fleet.terminate_instances))
+    put(Fleet, "get_launch_spec_counts", _fleet_counts(Fleet.get_launch_spec_counts))
+    put(
+        SpotFleetRequest,
+        "get_launch_spec_counts",
+        _spot_fleet_counts(SpotFleetRequest.get_launch_spec_counts),
+    )
+    put(
+        InstanceBackend,
+        "terminate_instances",
+        _maintaining_terminate(InstanceBackend.terminate_instances),
+    )
+    put(SpotFleets, "request_spot_fleet", _typed_request_spot_fleet(SpotFleets.request_spot_fleet))
+    put(SpotFleets, "cancel_spot_fleet_requests", _response_cancel_spot_fleets)
+    put(
+        SpotRequestBackend,
+        "modify_spot_fleet_request",
+        _checked_modify_spot_fleet(SpotRequestBackend.modify_spot_fleet_request),
+    )
+    put(
+        FakeAutoScalingGroup,
+        "instance_type",
+        _override_type(FakeAutoScalingGroup.__dict__["instance_type"]),
+    )
+    put(
+        AutoScalingBackend,
+        "create_auto_scaling_group",
+        _unique_group(AutoScalingBackend.create_auto_scaling_group),
+    )
+    put(
+        AutoScalingBackend,
+        "terminate_instance",
+        _known_instance(AutoScalingBackend.terminate_instance),
+    )
+
+    def undo() -> None:
+        for owner, name, old in reversed(replaced):
+            if old is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, old)
+        replaced.clear()
+
+    return undo
+
+
+_MISSING = object()
+
+
+@contextmanager
+def patched() -> Iterator[None]:
+    """moto patched for the duration of the block (in-process `mock_aws` tests)."""
+    undo = apply_patches()
+    try:
+        yield
+    finally:
+        undo()
+
+
+def main(argv: list[str]) -> None:
+    """Patch moto, then run its server with `moto_server`'s arguments (-H HOST -p PORT ...)."""
+    from moto.server import main as serve
+
+    apply_patches()
+    serve(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
