@@ -1,7 +1,8 @@
 """Command line: `ohf <HF call> -f FILE | -d JSON`, and the human commands.
 
 HF calls print exactly one JSON document on stdout and exit 0, or 1 with `{"message": ...}`.
-Human commands: `validate`, `install-scripts DIR`, `demo`.
+Human commands: `validate`, `install-scripts DIR`, `demo`, `storage init|export|import`, `events`;
+they print readable text and exit non-zero on failure.
 """
 
 from __future__ import annotations
@@ -12,28 +13,42 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 
 from ohf.hf import CALLS, Reply, Shell, error_reply, handle
-from ohf.model import OhfError
+from ohf.model import OhfError, State
+
+if TYPE_CHECKING:
+    from ohf.effects.files import Settings
+    from ohf.events import Event
 
 USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
   CALL: getAvailableTemplates | requestMachines | getRequestStatus |
         requestReturnMachines | getReturnRequests
 ohf validate [--config PATH]        check the config and templates offline
 ohf install-scripts DIR [--config PATH]  write HF's five scripts and a sample conf into DIR
-ohf demo [--keep]                   run the whole lifecycle against an embedded moto_server"""
+ohf demo [--keep]                   run the whole lifecycle against an embedded moto_server
+ohf storage init [--config PATH]    create the store's schema or DynamoDB table
+ohf storage export [FILE]           write the store as JSON lines to FILE (default: stdout)
+ohf storage import [FILE] [--force] load JSON lines from FILE (default: stdin) into an empty
+                                    store (--force: replace what it holds)
+ohf events [--request ID] [--json]  print the event log (time, call, correlation, kind, request)"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ohf", usage=USAGE, add_help=True)
     parser.add_argument("command")
     parser.add_argument("target", nargs="?")
+    parser.add_argument("extra", nargs="?")
     parser.add_argument("-f", "--file", dest="file")
     parser.add_argument("-d", "--data", dest="data")
     parser.add_argument("--config")
     parser.add_argument("--keep", action="store_true", help="demo: keep the conf dir")
+    parser.add_argument("--force", action="store_true", help="storage import: replace")
+    parser.add_argument("--request", help="events: of this request only")
+    parser.add_argument("--json", action="store_true", help="events: as JSON lines")
     return parser
 
 
@@ -91,6 +106,7 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
         cloud=make_interpreter(loaded.config.aws),
         now=lambda: int(time.time()),
         new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
+        correlation=correlation,
     )
     started = time.perf_counter()
     try:
@@ -114,7 +130,7 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
 def validate(args: argparse.Namespace) -> int:
     """`ohf validate`: decode the config and derive every template's attributes, offline."""
     from ohf.effects.files import load_settings
-    from ohf.effects.store_json import load
+    from ohf.effects.store import describe, read
     from ohf.hf import templates_reply
     from ohf.templates import check_template
 
@@ -124,7 +140,7 @@ def validate(args: argparse.Namespace) -> int:
         return 1
     settings = loaded.unwrap()
     print(f"config: ok ({settings.source})")
-    print(f"state:  {settings.state_path}")
+    print(f"state:  {describe(settings)}")
     print(f"log:    {settings.log_path}")
     failed = 0
     for template in settings.config.templates:
@@ -132,14 +148,127 @@ def validate(args: argparse.Namespace) -> int:
         status = "ok" if isinstance(checked, Success) else f"FAIL: {checked.failure().message}"
         failed += status != "ok"
         print(f"template {template.template_id}: {status}")
-    from pathlib import Path
-
-    state = load(Path(settings.state_path))
+    # validate stays offline: a DynamoDB state is not read, so availability is not checked.
+    offline = settings.config.storage.type == "dynamodb"
+    state = Success(State()) if offline else read(settings)
     listing = state.bind(lambda s: templates_reply(settings, s))
     if isinstance(listing, Failure):
         print(f"templates: FAIL: {listing.failure().message}")
         return 1
     return 1 if failed else 0
+
+
+def _settings(args: argparse.Namespace, command: str) -> Settings | None:
+    from ohf.effects.files import load_settings
+
+    loaded = load_settings(args.config, os.environ, os.getcwd())
+    if isinstance(loaded, Failure):
+        print(f"ohf {command}: {loaded.failure().message}", file=sys.stderr)
+        return None
+    return loaded.unwrap()
+
+
+def _failed(command: str, error: OhfError) -> int:
+    print(f"ohf {command}: {error.message}", file=sys.stderr)
+    return 1
+
+
+def storage(args: argparse.Namespace) -> int:
+    """`ohf storage init|export|import`: set up a store and move its content in and out."""
+    from ohf.effects import store
+
+    if args.target not in ("init", "export", "import"):
+        print(f"ohf storage: give init, export or import\n{USAGE}", file=sys.stderr)
+        return 2
+    command = f"storage {args.target}"
+    settings = _settings(args, command)
+    if settings is None:
+        return 1
+    if args.target == "init":
+        done = store.init(settings)
+        if isinstance(done, Failure):
+            return _failed(command, done.failure())
+        print(done.unwrap())
+        return 0
+    if args.target == "export":
+        lines = store.export_lines(settings)
+        if isinstance(lines, Failure):
+            return _failed(command, lines.failure())
+        return _write_lines(command, args.extra, lines.unwrap())
+    raw = _read_input(command, args.extra)
+    if raw is None:
+        return 1
+    imported = store.import_lines(settings, raw.splitlines(), force=args.force)
+    if isinstance(imported, Failure):
+        return _failed(command, imported.failure())
+    print(f"imported {imported.unwrap()} line(s) into {store.describe(settings)}")
+    return 0
+
+
+def _write_lines(command: str, target: str | None, lines: list[bytes]) -> int:
+    data = b"".join(line + b"\n" for line in lines)
+    if target is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(target, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        return _failed(command, OhfError(message=f"cannot write {target}: {exc}"))
+    print(f"exported {len(lines)} line(s) to {target}", file=sys.stderr)
+    return 0
+
+
+def _read_input(command: str, source: str | None) -> bytes | None:
+    from ohf.effects.files import read_bytes
+
+    if source is None:
+        return sys.stdin.buffer.read()
+    raw = read_bytes(source, what="import file")
+    if isinstance(raw, Failure):
+        _failed(command, raw.failure())
+        return None
+    return raw.unwrap()
+
+
+def events(args: argparse.Namespace) -> int:
+    """`ohf events`: the event log, one readable line (or JSON line) per event."""
+    import msgspec
+
+    from ohf.effects import store
+
+    settings = _settings(args, "events")
+    if settings is None:
+        return 1
+    found = store.read_events(settings, args.request)
+    if isinstance(found, Failure):
+        return _failed("events", found.failure())
+    encoder = msgspec.json.Encoder()
+    for event in found.unwrap():
+        if args.json:
+            sys.stdout.buffer.write(encoder.encode(event) + b"\n")
+        else:
+            sys.stdout.write(event_line(event) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def event_line(event: Event) -> str:
+    """One event for humans: time, call, correlation, kind, request id and a short detail."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.at))
+    detail = ""
+    if event.machines:
+        ids = ", ".join(m.machine_id for m in event.machines[:5])
+        more = f" (+{len(event.machines) - 5})" if len(event.machines) > 5 else ""
+        detail = f"{ids}{more}"
+    elif event.ret is not None:
+        detail = f"{event.ret.status}, {len(event.ret.machine_ids)} machine(s)"
+    elif event.request is not None:
+        detail = f"{event.request.status} ({event.request.phase})"
+    return "  ".join(
+        x for x in (when, event.call, event.correlation, event.kind, event.request_id, detail) if x
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("ohf install-scripts: give the plugin directory", file=sys.stderr)
             return 2
         return install_scripts(args.target, args.config)
+    if args.command == "storage":
+        return storage(args)
+    if args.command == "events":
+        return events(args)
     if args.command == "demo":
         from ohf.effects.sandbox import demo
 

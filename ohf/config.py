@@ -31,12 +31,29 @@ class AwsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_attempts: Annotated[int, Meta(ge=1, le=20)] = 4
 
 
-class StorageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`[storage]`: where ohf keeps what it asked AWS for."""
+StoreType = Literal["json", "sqlite", "dynamodb"]
 
-    type: Literal["json"] = "json"
+
+class StorageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[storage]`: where ohf keeps what it asked AWS for, and for how long."""
+
+    type: StoreType = "json"
+    # json / sqlite: the file (default: <workdir>/ohf-state.json or ohf-state.sqlite).
     path: str | None = None
+    # How long a state-changing call waits for another one to finish before failing.
     lock_timeout: Annotated[float, Meta(gt=0, le=600)] = 30.0
+    # Requests and returns that ended longer ago than this are dropped from the state.
+    retention_days: Annotated[float, Meta(ge=0, le=36_500)] = 7.0
+    # dynamodb: the table (created by `ohf storage init`), and where it is if not [aws]'s.
+    table: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,255}$")] | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    # dynamodb: a call holds the table's lease this long unless it commits (which renews it).
+    lease_seconds: Annotated[float, Meta(ge=5, le=3600)] = 120.0
+
+    def __post_init__(self) -> None:
+        if self.type == "dynamodb" and not self.table:
+            raise ValueError('[storage] type = "dynamodb" needs table = "<table name>"')
 
 
 class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

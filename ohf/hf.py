@@ -2,19 +2,21 @@
 
 This is the imperative shell's one place of orchestration: it takes the effect performers as
 arguments (`Shell`), so tests can run every call against the fake cloud and a temp directory.
+A call that changes state runs whole (AWS calls included) inside one store transaction; every
+commit, checkpoint or final, carries the events that take the last committed state to the new
+one, and the final state is stamped (`mark_ended`) and pruned before it is committed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
 from returns.result import Failure, Result, Success
 
 from ohf.catalogue import EMPTY
-from ohf.effects import store_json
+from ohf.effects import store
 from ohf.effects.files import Settings, read_catalogue
 from ohf.effects.intents import Intent
 from ohf.effects.local import local_interpreter
@@ -39,6 +41,8 @@ class Shell(msgspec.Struct, frozen=True, kw_only=True):
     cloud: Callable[[Intent], Answer]
     now: Callable[[], int]
     new_id: Callable[[str], str]
+    # Stamped on the call's events (and its log lines); the lease owner of a DynamoDB store.
+    correlation: str = "local"
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,16 +99,51 @@ def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, Oh
     return Success(TemplatesOut(templates=out, message=f"{len(out)} template(s)"))
 
 
-def _finish(path: Path, before: State | None, result: Result[Done, OhfError]) -> Reply:
-    """The reply for stdout; the new state is written only if there is one and it changed."""
+def _reply(result: Result[Done, OhfError]) -> Reply:
     if isinstance(result, Failure):
         return error_reply(result.failure())
     done = result.unwrap()
-    if before is not None and done.state != before:
-        saved = store_json.save(path, done.state)
-        if isinstance(saved, Failure):
-            return error_reply(saved.failure())
     return Reply(body=_encoder.encode(done.reply), exit_code=done.exit_code)
+
+
+def _read_only(state: State) -> Result[None, OhfError]:
+    del state
+    return Failure(OhfError(message="a read-only call cannot save state", code="state"))
+
+
+def _retention(settings: Settings) -> int:
+    return int(settings.config.storage.retention_days * 86_400)
+
+
+def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn) -> Reply:
+    """Run a state-changing call inside its transaction; commit checkpoints and the result."""
+    from ohf.events import diff, mark_ended, prune
+
+    committed = txn.state
+
+    def save(state: State) -> Result[None, OhfError]:
+        nonlocal committed
+        if state == committed:
+            return Success(None)
+        events = diff(committed, state, at=shell.now(), correlation=shell.correlation, call=call)
+        saved = txn.commit(state, events)
+        if isinstance(saved, Success):
+            committed = state
+        return saved
+
+    result = run(_program(shell, call, txn.state, message), local_interpreter(save, shell.cloud))
+    if isinstance(result, Failure):
+        return error_reply(result.failure())
+    now = shell.now()
+    final = prune(
+        mark_ended(txn.state, result.unwrap().state, now),
+        now=now,
+        retention=_retention(shell.settings),
+    )
+    saved = save(final)
+    if isinstance(saved, Failure):
+        return error_reply(saved.failure())
+    return _reply(result)
 
 
 def _program(
@@ -134,10 +173,9 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
     if isinstance(decoded, Failure):
         return error_reply(decoded.failure())
     message = decoded.unwrap()
-    path = Path(shell.settings.state_path)
 
     if call in ("getAvailableTemplates", "getReturnRequests"):
-        loaded = store_json.load(path)
+        loaded = store.read(shell.settings)
         if isinstance(loaded, Failure):
             return error_reply(loaded.failure())
         if call == "getAvailableTemplates":
@@ -146,16 +184,9 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
                 return error_reply(listing.failure())
             return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
         program = _program(shell, call, loaded.unwrap(), message)
-        result = run(program, local_interpreter(path, shell.cloud))
-        return _finish(path, None, result)
+        return _reply(run(program, local_interpreter(_read_only, shell.cloud)))
 
-    timeout = shell.settings.config.storage.lock_timeout
-    with store_json.locked(path, timeout) as lock:
-        if isinstance(lock, Failure):
-            return error_reply(lock.failure())
-        loaded = store_json.load(path)
-        if isinstance(loaded, Failure):
-            return error_reply(loaded.failure())
-        program = _program(shell, call, loaded.unwrap(), message)
-        result = run(program, local_interpreter(path, shell.cloud))
-        return _finish(path, loaded.unwrap(), result)
+    with store.transaction(shell.settings, owner=shell.correlation) as opened:
+        if isinstance(opened, Failure):
+            return error_reply(opened.failure())
+        return _write_call(shell, call, message, opened.unwrap())

@@ -193,7 +193,7 @@ def _text(value: str | int | float) -> str:
 
 
 def request_units(request: Request) -> int:
-    """Capacity units a request holds: reserved while launching or filling, else its live machines."""
+    """Capacity units a request holds: reserved while launching or filling, else live machines."""
     live = sum(
         m.units
         for m in request.machines

@@ -28,6 +28,7 @@ from ohf.config import (
 from ohf.model import OhfError
 
 STATE_FILE = "ohf-state.json"
+SQLITE_FILE = "ohf-state.sqlite"
 LOG_FILE = "ohf.log"
 
 
@@ -158,7 +159,7 @@ def _settings(config: Config, source: str, base: Path, env: Mapping[str, str]) -
     state_path = (
         _resolve(base, config.storage.path)
         if config.storage.path
-        else Path(work or base) / STATE_FILE
+        else Path(work or base) / (SQLITE_FILE if config.storage.type == "sqlite" else STATE_FILE)
     )
     log_dir = env.get("HF_PROVIDER_LOGDIR") or env.get("HF_LOGDIR") or env.get("PRO_LSF_LOGDIR")
     log_path = (

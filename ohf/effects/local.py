@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-from ohf.effects import store_json
+from returns.result import Result
+
 from ohf.effects.files import read_text
 from ohf.effects.intents import Intent, ReadText, SaveState
+from ohf.model import OhfError, State
 from ohf.program import Answer, Interpreter
 
+Save = Callable[[State], Result[None, OhfError]]
 
-def local_interpreter(state_path: Path, cloud: Callable[[Intent], Answer]) -> Interpreter:
-    """Perform local intents here and hand every cloud intent to `cloud`."""
+
+def local_interpreter(save: Save, cloud: Callable[[Intent], Answer]) -> Interpreter:
+    """Perform local intents here (`save` commits a checkpoint) and the cloud ones with `cloud`."""
 
     def interpret(intent: Intent) -> Answer:
         if isinstance(intent, SaveState):
-            return store_json.save(state_path, intent.state)
+            return save(intent.state)
         if isinstance(intent, ReadText):
             return read_text(intent.path, what="userDataScript")
         return cloud(intent)
