@@ -369,6 +369,7 @@ def request_machines(
         created_at=now,
         provider_api=api,
         fleet_type=None if api == "RunInstances" else fleet_type(template, api),
+        answered=False,
     )
     # Recorded before any AWS call: if this process dies mid-launch, the next status poll
     # finds the instances by their ohf:request-id tag and adopts them.
@@ -422,6 +423,7 @@ def finish(
     error: OhfError | None,
 ) -> Done:
     """Fold the launch outcome into the request, the state and HF's reply."""
+    request = msgspec.structs.replace(request, answered=True)
     got = sum(m.units for m in machines)
     if not machines and error is not None and error.code in INDETERMINATE_CODES:
         # AWS may have launched before the answer was lost: keep the request (and its

@@ -87,7 +87,7 @@ def _read_payload(args: argparse.Namespace) -> Result[bytes, OhfError]:
 def hf_call(call: str, args: argparse.Namespace) -> int:
     """Run one HF call from the command line."""
     from ohf.effects import logs
-    from ohf.effects.aws import make_interpreter
+    from ohf.effects.aws import client_getter, make_interpreter, warm
     from ohf.effects.files import load_settings
 
     payload = _read_payload(args)
@@ -100,10 +100,13 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
     correlation = uuid.uuid4().hex[:12]
     log = logs.setup(loaded.log_path, loaded.config.logging.level, call, correlation)
 
+    clients = client_getter(loaded.config.aws, None)
     shell = Shell(
         settings=loaded,
-        # boto3 itself is imported by the interpreter on the first cloud intent only.
-        cloud=make_interpreter(loaded.config.aws),
+        cloud=make_interpreter(loaded.config.aws, clients=clients),
+        # Calls that change state build their EC2 client (importing boto3) once their input is
+        # valid and before taking the state lock, so calls at once do not queue behind it.
+        warm=lambda: warm(clients),
         now=lambda: int(time.time()),
         new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
         correlation=correlation,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ohf.model import Machine, Request, ReturnRequest, State
+from ohf.model import ENDED_STATES, Machine, Request, ReturnRequest, State
 from ohf.status import settled
 
 EventKind = Literal[
@@ -193,16 +193,28 @@ def replay(events: Iterable[Event], start: State | None = None) -> State:
     return state
 
 
-def _complete(ret: ReturnRequest) -> bool:
-    return ret.status == "complete"
+def _complete(ret: ReturnRequest, ended: frozenset[str]) -> bool:
+    """A return is over once complete, or once all its machines ended (HF may never poll it)."""
+    return ret.status == "complete" or all(m in ended for m in ret.machine_ids)
+
+
+def _ended_machines(state: State) -> frozenset[str]:
+    known = {m.machine_id: m for r in state.requests.values() for m in r.machines}
+    return frozenset(
+        mid
+        for ret in state.returns.values()
+        for mid in ret.machine_ids
+        if mid not in known or known[mid].state in ENDED_STATES
+    )
 
 
 def mark_ended(before: State, after: State, now: int) -> State:
     """`after` with `ended_at=now` on the requests and returns that have just ended.
 
     A request has ended once it is settled (final, every machine ended, fleet resources
-    deleted); a return once it is complete. Ones already stamped keep their time. `before` is
-    the state the call started from: anything it had already stamped is stamped in `after` too.
+    deleted); a return once it is complete or all its machines ended. Ones already stamped
+    keep their time. `before` is the state the call started from: anything it had already
+    stamped is stamped in `after` too.
     """
     requests = {
         rid: msgspec.structs.replace(r, ended_at=_end(before.requests.get(rid), now))
@@ -210,9 +222,10 @@ def mark_ended(before: State, after: State, now: int) -> State:
         else r
         for rid, r in after.requests.items()
     }
+    ended = _ended_machines(after)
     returns = {
         rid: msgspec.structs.replace(r, ended_at=_end(before.returns.get(rid), now))
-        if r.ended_at is None and _complete(r)
+        if r.ended_at is None and _complete(r, ended)
         else r
         for rid, r in after.returns.items()
     }
@@ -246,12 +259,13 @@ def prune(state: State, *, now: int, retention: int) -> State:
     """
     requests = {rid: r for rid, r in state.requests.items() if not prunable(r, now, retention)}
     kept_machines = {m.machine_id for r in requests.values() for m in r.machines}
+    ended = _ended_machines(state)
     returns = {
         rid: r
         for rid, r in state.returns.items()
         if not (
             _expired(r.ended_at, now, retention)
-            and _complete(r)
+            and _complete(r, ended)
             and kept_machines.isdisjoint(r.machine_ids)
         )
     }

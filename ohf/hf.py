@@ -43,6 +43,8 @@ class Shell(msgspec.Struct, frozen=True, kw_only=True):
     new_id: Callable[[str], str]
     # Stamped on the call's events (and its log lines); the lease owner of a DynamoDB store.
     correlation: str = "local"
+    # Done before a state-changing call takes the store lock (e.g. build AWS clients).
+    warm: Callable[[], None] | None = None
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,6 +188,8 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
         program = _program(shell, call, loaded.unwrap(), message)
         return _reply(run(program, local_interpreter(_read_only, shell.cloud)))
 
+    if shell.warm is not None:
+        shell.warm()
     with store.transaction(shell.settings, owner=shell.correlation) as opened:
         if isinstance(opened, Failure):
             return error_reply(opened.failure())

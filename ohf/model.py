@@ -150,6 +150,9 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     cleaned_up: bool = False
     # When the request became settled (final, all machines ended): the clock for pruning.
     ended_at: int | None = None
+    # False from the record until requestMachines answers HF: a request still False when another
+    # call sees it was cut off (killed), so HF never learnt its id and will never use it.
+    answered: bool = True
 
 
 FleetApi = Literal["EC2Fleet", "SpotFleet", "ASG"]

@@ -8,13 +8,20 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
-from ohf.effects.intents import DescribeFleets, DescribeInstances, Intent, ModifyFleetTarget
+from ohf.effects.intents import (
+    DescribeFleets,
+    DescribeInstances,
+    Intent,
+    ModifyFleetTarget,
+    TerminateInstances,
+)
 from ohf.fleets import clean_up, cleanup_due
 from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,
     FleetInfo,
     Instance,
+    InstanceState,
     Machine,
     MachineResult,
     OhfError,
@@ -364,6 +371,68 @@ def restatus(state: State, request_ids: Iterable[str]) -> State:
     return msgspec.structs.replace(state, requests=updated)
 
 
+def end_cut_off(state: State, request_ids: list[str], now: int) -> Generator[Intent, Answer, State]:
+    """Terminate what cut-off requests launched, and end them once nothing more can show up.
+
+    HF never got these requests' ids, so it will never use or return their machines: they
+    would run (and cost) for good. They are terminated as soon as a poll finds them, and the
+    request ends `complete_with_error` once past the visibility grace (its units are freed).
+    """
+    if not request_ids:
+        return state
+    live = [
+        m.machine_id
+        for rid in request_ids
+        for m in state.requests[rid].machines
+        if m.returned_by is None and m.state not in _FAILED_STATES
+    ]
+    ended: Mapping[str, InstanceState] = {}
+    if live:
+        answer = yield TerminateInstances(instance_ids=tuple(live))
+        if isinstance(answer, Success):
+            ended = {i: answer.unwrap().get(i, "shutting-down") for i in live}
+    updated = dict(state.requests)
+    for rid in request_ids:
+        updated[rid] = _cut_off(updated[rid], ended, now)
+    return msgspec.structs.replace(state, requests=updated)
+
+
+def _cut_off(request: Request, ended: Mapping[str, InstanceState], now: int) -> Request:
+    machines = tuple(
+        msgspec.structs.replace(
+            m,
+            state=ended[m.machine_id],
+            returned_by="cut-off",
+            message="; ".join(
+                x
+                for x in (
+                    m.message,
+                    "terminated: its requestMachines was cut off before answering HF",
+                )
+                if x
+            ),
+        )
+        if m.machine_id in ended
+        else m
+        for m in request.machines
+    )
+    if now - request.created_at < VISIBILITY_GRACE_SECONDS:
+        return msgspec.structs.replace(request, machines=machines)
+    note = (
+        f"requestMachines was cut off before answering HF; the {len(machines)} instance(s) "
+        "it launched were terminated"
+        if machines
+        else "requestMachines was cut off before answering HF; nothing was launched"
+    )
+    return msgspec.structs.replace(
+        request,
+        machines=machines,
+        phase="failed" if not machines else request.phase,
+        status="complete_with_error",
+        message="; ".join(x for x in (request.message, note) if x),
+    )
+
+
 def clean_up_finished(state: State, request_ids: Iterable[str]) -> Generator[Intent, Answer, State]:
     """Delete the fleets, groups and launch templates of requests that no longer need them."""
     updated = dict(state.requests)
@@ -388,9 +457,11 @@ def request_status(
     owners = {
         index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index
     }
+    # Requests whose requestMachines was killed before answering: HF will never ask about them.
+    cut = {rid for rid, r in state.requests.items() if not r.answered and not settled(r)}
     # A finished request whose machines are all gone has nothing left to learn from AWS.
     to_observe = sorted(
-        rid for rid in set(acquire_ids) | owners if not settled(state.requests[rid])
+        rid for rid in set(acquire_ids) | owners | cut if not settled(state.requests[rid])
     )
     stale = ""
     new_state = state
@@ -402,6 +473,7 @@ def request_status(
             new_state = apply_observations(state, to_observe, answer.unwrap(), weights, now)
             new_state, fleet_note = yield from follow_fleets(new_state, to_observe)
             new_state = restatus(new_state, to_observe)
+            new_state = yield from end_cut_off(new_state, sorted(cut), now)
             new_state = yield from clean_up_finished(new_state, to_observe)
             stale = fleet_note
     new_state = settle_returns(new_state, return_ids)

@@ -24,7 +24,7 @@ from hypothesis.stateful import initialize, invariant, rule
 
 from ohf import strategies as ohf_st
 from ohf.effects import fake
-from ohf.model import Request, Template
+from ohf.model import Request, State, Template
 from ohf.templates import available
 from ohf.testing import fake_provider
 from tests.test_stateful import MAX_NUMBERS, HostFactory, capacities
@@ -151,6 +151,29 @@ class FleetHostFactory(HostFactory):
                 "getRequestStatus", {"requests": [{"requestId": r} for r in ids]}
             )
             assert code == 0, reply
+
+    FAULT_CODES = ("RequestLimitExceeded", "InternalError")
+
+    def may_change(self, named: set[str], before: State) -> set[str]:
+        """Also: what a returned request's group launched that HF never got (its strays).
+
+        A group replaces a machine lost outside ohf; if HF then returns every machine it holds
+        of that request, ohf deletes the group (ForceDelete), taking the unseen replacement with
+        it: it was never HF's, and would otherwise run for nothing.
+        """
+        owners = {
+            r.request_id
+            for r in before.requests.values()
+            for m in r.machines
+            if m.machine_id in named
+        }
+        known = {m.machine_id for r in before.requests.values() for m in r.machines}
+        strays = {
+            i
+            for i, x in self.fake.ref.cloud.instances.items()
+            if x.instance.request_id in owners and i not in known
+        }
+        return named | strays
 
     def reclaimed(self, ids: set[str]) -> set[str]:
         """Taken or being taken: also running spot machines with a notice from AWS."""

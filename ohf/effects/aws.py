@@ -10,6 +10,7 @@ call per API for any number of them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import re
 import time
@@ -172,6 +173,12 @@ def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str,
 
 
 ClientGetter = Callable[[str], Any]
+
+
+def warm(clients: ClientGetter, service: str = "ec2") -> None:
+    """Make a client now (importing boto3), ignoring errors: first use reports them."""
+    with contextlib.suppress(Exception):
+        clients(service)
 
 
 def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
@@ -1115,10 +1122,10 @@ def _spot_signals(clients: ClientGetter, intent: DescribeSpotSignals) -> Answer:
 
 
 def make_interpreter(
-    config: AwsConfig, on_call: CallHook | None = None
+    config: AwsConfig, on_call: CallHook | None = None, *, clients: ClientGetter | None = None
 ) -> Callable[[Intent], Answer]:
-    """An interpreter for the cloud intents, talking to AWS with boto3."""
-    clients = client_getter(config, on_call)
+    """An interpreter for the cloud intents, talking to AWS with boto3 (clients made lazily)."""
+    clients = clients or client_getter(config, on_call)
     table: dict[type[Any], Callable[[ClientGetter, Any], Answer]] = {
         RunInstances: _run,
         DescribeInstances: _describe,

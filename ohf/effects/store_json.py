@@ -5,9 +5,10 @@ read-modify-write (including its AWS calls), so two HF calls at once never lose 
 Writes go to a temp file in the same directory, are fsynced, then `os.replace`d: a reader (or
 a crash) sees the old file or the new one, never half of one. Read-only calls take no lock.
 Events are appended (and fsynced) to `<state stem>.events.jsonl` under the same lock, just
-before the state file is replaced: a crash between the two leaves events of a change the state
-lacks, never a change without its events. A torn last line is ignored and cut off on the next
-append.
+before the state file is replaced, and the state file records how long the log was at its
+commit (`events_bytes`). Bytes past that mark are events of a commit whose state never landed (a
+crash between the two writes): readers ignore them and the next transaction cuts them off, so
+log and state always agree. A torn last line is ignored and cut off on the next append.
 """
 
 from __future__ import annotations
@@ -33,13 +34,26 @@ if TYPE_CHECKING:
     from ohf.events import Event
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(State)
 
 
-def decode_state(raw: bytes, *, source: str) -> Result[State, OhfError]:
-    """Decode a state file; an empty or absent file is the empty state."""
+class StateFile(State, frozen=True, kw_only=True):
+    """The state file's content: the state, and the event log's length at its commit."""
+
+    # None in files written before the mark existed: then the whole log counts.
+    events_bytes: int | None = None
+
+
+_decoder = msgspec.json.Decoder(StateFile)
+
+
+def _state(content: StateFile) -> State:
+    return State(version=content.version, requests=content.requests, returns=content.returns)
+
+
+def decode_file(raw: bytes, *, source: str) -> Result[StateFile, OhfError]:
+    """Decode a state file with its log mark; an empty or absent file is the empty state."""
     if not raw.strip():
-        return Success(State())
+        return Success(StateFile())
     try:
         return Success(_decoder.decode(raw))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -51,26 +65,43 @@ def decode_state(raw: bytes, *, source: str) -> Result[State, OhfError]:
         )
 
 
-def encode_state(state: State) -> bytes:
+def decode_state(raw: bytes, *, source: str) -> Result[State, OhfError]:
+    """Decode a state file; an empty or absent file is the empty state."""
+    return decode_file(raw, source=source).map(_state)
+
+
+def encode_state(state: State, events_bytes: int | None = None) -> bytes:
     """The bytes of a state file."""
-    return _encoder.encode(state)
+    content = StateFile(
+        version=state.version,
+        requests=state.requests,
+        returns=state.returns,
+        events_bytes=events_bytes,
+    )
+    return _encoder.encode(content)
+
+
+def load_file(path: Path) -> Result[StateFile, OhfError]:
+    """Read the state file with its log mark (no lock: files are replaced atomically)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        # No state committed yet: no event in the log belongs to one.
+        return Success(StateFile(events_bytes=0))
+    except OSError as exc:
+        return Failure(OhfError(message=f"cannot read state file {path}: {exc}", code="state"))
+    return decode_file(raw, source=str(path))
 
 
 def load(path: Path) -> Result[State, OhfError]:
     """Read the state (no lock: files are replaced atomically)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return Success(State())
-    except OSError as exc:
-        return Failure(OhfError(message=f"cannot read state file {path}: {exc}", code="state"))
-    return decode_state(raw, source=str(path))
+    return load_file(path).map(_state)
 
 
-def save(path: Path, state: State) -> Result[None, OhfError]:
+def save(path: Path, state: State, events_bytes: int | None = None) -> Result[None, OhfError]:
     """Replace the state file atomically (temp file, fsync, rename, fsync the directory)."""
     try:
-        _replace(path, encode_state(state))
+        _replace(path, encode_state(state, events_bytes))
     except OSError as exc:
         return Failure(OhfError(message=f"cannot write state file {path}: {exc}", code="state"))
     return Success(None)
@@ -109,22 +140,41 @@ def _event_lines(events: tuple[Event, ...]) -> bytes:
     return b"".join(_encoder.encode(e) + b"\n" for e in events)
 
 
-def append_events(path: Path, events: tuple[Event, ...]) -> Result[None, OhfError]:
-    """Append `events` to the log of the state at `path` and fsync (call under the lock)."""
-    if not events:
-        return Success(None)
+def append_events(path: Path, events: tuple[Event, ...]) -> Result[int, OhfError]:
+    """Append `events` to the log of the state at `path`, fsync; the log's new length.
+
+    Call under the lock. Bytes past `mark` (the length the state file knows) belong to a commit
+    that never landed, and are cut off first.
+    """
     log = events_path(path)
     try:
         created = not log.exists()
         with open(log, "ab+") as handle:
             _cut_torn_tail(handle)
-            handle.write(_event_lines(events))
-            handle.flush()
-            os.fsync(handle.fileno())
+            size = handle.seek(0, os.SEEK_END)
+            if events:
+                handle.write(_event_lines(events))
+                handle.flush()
+                os.fsync(handle.fileno())
+            size = handle.seek(0, os.SEEK_END)
         if created:
             _fsync_dir(log.parent)
     except OSError as exc:
         return Failure(OhfError(message=f"cannot append to event log {log}: {exc}", code="state"))
+    return Success(size)
+
+
+def cut_unlanded(path: Path, mark: int | None) -> Result[None, OhfError]:
+    """Cut the log back to `mark`: events past it are of a commit whose state never landed."""
+    log = events_path(path)
+    try:
+        if mark is not None and log.exists() and log.stat().st_size > mark:
+            with open(log, "rb+") as handle:
+                handle.truncate(mark)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except OSError as exc:
+        return Failure(OhfError(message=f"cannot trim event log {log}: {exc}", code="state"))
     return Success(None)
 
 
@@ -151,12 +201,19 @@ def load_events(path: Path) -> Result[tuple[Event, ...], OhfError]:
 
     decoder = msgspec.json.Decoder(Event)
     log = events_path(path)
+    # The state file first: the log is read only as far as the state it belongs to.
+    content = load_file(path)
+    if isinstance(content, Failure):
+        return content
+    mark = content.unwrap().events_bytes
     try:
         raw = log.read_bytes()
     except FileNotFoundError:
         return Success(())
     except OSError as exc:
         return Failure(OhfError(message=f"cannot read event log {log}: {exc}", code="state"))
+    if mark is not None:
+        raw = raw[:mark]
     lines = raw.split(b"\n")
     # The last piece is empty after a whole line, or a torn append: ignored either way.
     events: list[Event] = []
@@ -230,15 +287,19 @@ def transaction(settings: Settings, *, owner: str) -> Iterator[Result[Txn, OhfEr
         if isinstance(lock, Failure):
             yield lock
             return
-        loaded = load(path)
+        loaded = load_file(path)
         if isinstance(loaded, Failure):
             yield loaded
             return
+        cut = cut_unlanded(path, loaded.unwrap().events_bytes)
+        if isinstance(cut, Failure):
+            yield cut
+            return
 
         def commit(state: State, events: tuple[Event, ...]) -> Result[None, OhfError]:
-            return append_events(path, events).bind(lambda _: save(path, state))
+            return append_events(path, events).bind(lambda size: save(path, state, size))
 
-        yield Success(Txn(state=loaded.unwrap(), commit=commit))
+        yield Success(Txn(state=_state(loaded.unwrap()), commit=commit))
 
 
 def read_events(settings: Settings, request_id: str | None) -> Result[tuple[Event, ...], OhfError]:
@@ -277,10 +338,11 @@ def restore(
             return current
         if not force and not is_empty(current.unwrap()[0], bool(current.unwrap()[1])):
             return Failure(not_empty_error(f"json store {path}"))
+        lines = _event_lines(events)
         try:
-            _replace(events_path(path), _event_lines(events))
+            _replace(events_path(path), lines)
         except OSError as exc:
             return Failure(
                 OhfError(message=f"cannot write event log {events_path(path)}: {exc}", code="state")
             )
-        return save(path, state)
+        return save(path, state, len(lines))
