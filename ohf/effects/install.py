@@ -40,11 +40,14 @@ region = "us-east-1"
 # max_attempts = 4
 
 [storage]
-# ohf remembers what it launched in one JSON file, by default
-# $HF_PROVIDER_WORKDIR/ohf-state.json.
+# ohf remembers what it launched: "json" (one file, by default
+# $HF_PROVIDER_WORKDIR/ohf-state.json), "sqlite" (larger sites) or "dynamodb"
+# (an HA pair of HF masters; set table, then run `ohf storage init`).
 type = "json"
 # path = "/var/lib/ohf/ohf-state.json"
 lock_timeout = 30.0
+retention_days = 7
+# table = "ohf-state"
 
 [logging]
 level = "INFO"
