@@ -12,6 +12,7 @@ from ohf.effects.intents import (
     DeleteLaunchTemplate,
     FleetSpec,
     Intent,
+    ModifyFleetTarget,
     Override,
 )
 from ohf.model import (
@@ -152,6 +153,26 @@ def fleet_spec(
         tags=((REQUEST_TAG, request_id), (TEMPLATE_TAG, template.template_id)),
         subnets=subnets(template),
     )
+
+
+def set_target(request: Request, target: int) -> tuple[ModifyFleetTarget, Request]:
+    """The intent setting a request's fleet to `target` units, and the request once it has.
+
+    The on-demand part never stays above the new target.
+    """
+    on_demand = min(request.fleet_on_demand, target)
+    api = request.provider_api
+    assert api != "RunInstances" and request.fleet_id is not None, "not a fleet request"
+    intent = ModifyFleetTarget(
+        api=api, fleet_id=request.fleet_id, target_units=target, on_demand_units=on_demand
+    )
+    done = msgspec.structs.replace(
+        request,
+        fleet_target=target,
+        fleet_on_demand=on_demand,
+        fleet_done=request.fleet_done or target == 0,
+    )
+    return intent, done
 
 
 def cleanup_due(request: Request) -> bool:

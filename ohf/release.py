@@ -12,10 +12,10 @@ from ohf.effects.intents import (
     DescribeInstances,
     DescribeSpotSignals,
     Intent,
-    ModifyFleetTarget,
     TerminateInGroup,
     TerminateInstances,
 )
+from ohf.fleets import set_target
 from ohf.messages import (
     ErrorOut,
     MachineRef,
@@ -111,13 +111,8 @@ def lower_fleets(
         ):
             continue
         target = max(request.fleet_target - units, 0)
-        on_demand = min(request.fleet_on_demand, target)
-        answer = yield ModifyFleetTarget(
-            api=request.provider_api,
-            fleet_id=request.fleet_id,
-            target_units=target,
-            on_demand_units=on_demand,
-        )
+        intent, lowered = set_target(request, target)
+        answer = yield intent
         if isinstance(answer, Failure):
             error = OhfError(
                 message=(
@@ -128,9 +123,7 @@ def lower_fleets(
                 code="aws",
             )
             return msgspec.structs.replace(state, requests=requests), error
-        requests[owner] = msgspec.structs.replace(
-            request, fleet_target=target, fleet_on_demand=on_demand, fleet_done=target == 0
-        )
+        requests[owner] = lowered
     return msgspec.structs.replace(state, requests=requests), None
 
 

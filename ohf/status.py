@@ -12,10 +12,9 @@ from ohf.effects.intents import (
     DescribeFleets,
     DescribeInstances,
     Intent,
-    ModifyFleetTarget,
     TerminateInstances,
 )
-from ohf.fleets import clean_up, cleanup_due
+from ohf.fleets import clean_up, cleanup_due, set_target
 from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,
@@ -348,18 +347,12 @@ def judge_fleet(request: Request, info: FleetInfo) -> Generator[Intent, Answer, 
     judged, hold = fleet_verdict(request, info)
     if not hold or judged.provider_api == "RunInstances" or judged.fleet_id is None:
         return judged
-    target = live_units(judged)
-    on_demand = min(judged.fleet_on_demand, target)
-    held = yield ModifyFleetTarget(
-        api=judged.provider_api,
-        fleet_id=judged.fleet_id,
-        target_units=target,
-        on_demand_units=on_demand,
-    )
+    intent, held_request = set_target(judged, live_units(judged))
+    held = yield intent
     if isinstance(held, Failure):
         # Keep watching: the next poll tries again to hold the fleet.
         return msgspec.structs.replace(judged, fleet_done=False)
-    return msgspec.structs.replace(judged, fleet_target=target, fleet_on_demand=on_demand)
+    return held_request
 
 
 def restatus(state: State, request_ids: Iterable[str]) -> State:
