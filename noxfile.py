@@ -12,7 +12,7 @@ SOURCES = ["ohf", "tests", "scripts", "noxfile.py"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: unit, property, stateful and end-to-end (moto_server) tests."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,api]")
     session.run("python", "-m", "pytest", "-n", "2", *session.posargs)
 
 
@@ -27,7 +27,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,api]")
     session.run("mypy")
 
 
@@ -36,3 +36,36 @@ def schemas(session: nox.Session) -> None:
     """Regenerate `schemas/` from the structs (commit the result)."""
     session.install("-e", ".")
     session.run("python", "scripts/generate_schemas.py")
+
+
+BENCH_ORB = "orb-py==1.8.5"  # the Open Resource Broker release the benchmark compares against
+BENCH_MOTO = "moto[server,ec2,ssm]==5.2.5"  # moto_bench.py patches this version's RunInstances
+
+
+def _side_venv(session: nox.Session, name: str, *requirements: str) -> str:
+    """A virtualenv beside this session's, with `requirements` installed; its bin directory."""
+    import pathlib
+
+    location = pathlib.Path(session.virtualenv.location).parent / name
+    if not (location / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(location))
+    python = str(location / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "--quiet", *requirements, external=True)
+    return str(location / "bin")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """ohf vs Open Resource Broker on moto_server: writes benchmarks/RESULTS.md (not run by CI).
+
+    `nox -s bench -- --quick` (or BENCH_QUICK=1) for a smoke run with fewer runs and machines.
+    """
+    session.install(BENCH_MOTO)
+    ohf_bin = _side_venv(session, "bench-ohf", ".")  # pip reinstalls a local tree every time
+    args = ["--ohf-python", f"{ohf_bin}/python"]
+    try:
+        orb_bin = _side_venv(session, "bench-orb", BENCH_ORB)
+        args += ["--orb", f"{orb_bin}/orb"]
+    except nox.command.CommandFailed as exc:
+        args += ["--orb-install-error", f"pip install {BENCH_ORB} failed: {exc.reason}"]
+    session.run("python", "benchmarks/run.py", *args, *session.posargs)

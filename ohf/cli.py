@@ -1,8 +1,8 @@
 """Command line: `ohf <HF call> -f FILE | -d JSON`, and the human commands.
 
 HF calls print exactly one JSON document on stdout and exit 0, or 1 with `{"message": ...}`.
-Human commands: `validate`, `install-scripts DIR`, `demo`, `storage init|export|import`, `events`;
-they print readable text and exit non-zero on failure.
+Human commands: `validate`, `health`, `install-scripts DIR`, `demo`,
+`storage init|export|import`, `events`; they print readable text and exit non-zero on failure.
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
   CALL: getAvailableTemplates | requestMachines | getRequestStatus |
         requestReturnMachines | getReturnRequests
 ohf validate [--config PATH]        check the config and templates offline
+ohf health [--json] [--config PATH] check credentials, region, templates' AWS resources, store
 ohf install-scripts DIR [--config PATH]  write HF's five scripts and a sample conf into DIR
 ohf demo [--keep]                   run the whole lifecycle against an embedded moto_server
 ohf storage init [--config PATH]    create the store's schema or DynamoDB table
 ohf storage export [FILE]           write the store as JSON lines to FILE (default: stdout)
 ohf storage import [FILE] [--force] load JSON lines from FILE (default: stdin) into an empty
                                     store (--force: replace what it holds)
-ohf events [--request ID] [--json]  print the event log (time, call, correlation, kind, request)"""
+ohf events [--request ID] [--json]  print the event log (time, call, correlation, kind, request)
+ohf serve [--host H] [--port N] [--config PATH]  the REST API (needs the `api` extra)"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,9 +100,15 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
         return _emit(error_reply(settings.failure()))
     loaded = settings.unwrap()
     correlation = uuid.uuid4().hex[:12]
-    log = logs.setup(loaded.log_path, loaded.config.logging.level, call, correlation)
+    log = logs.setup(
+        loaded.log_path,
+        loaded.config.logging.level,
+        call,
+        correlation,
+        secrets=logs.env_secrets(os.environ),
+    )
 
-    clients = client_getter(loaded.config.aws, None)
+    clients = logs.logged_clients(client_getter(loaded.config.aws, None), log)
     shell = Shell(
         settings=loaded,
         cloud=make_interpreter(loaded.config.aws, clients=clients),
@@ -126,6 +134,7 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
         reply.exit_code,
         time.perf_counter() - started,
         reply.body[:2000].decode("utf-8", "replace"),
+        extra={"request_id": logs.request_ids(reply.body)},
     )
     return _emit(reply)
 
@@ -159,6 +168,25 @@ def validate(args: argparse.Namespace) -> int:
         print(f"templates: FAIL: {listing.failure().message}")
         return 1
     return 1 if failed else 0
+
+
+def health(args: argparse.Namespace) -> int:
+    """`ohf health`: check against AWS that every template can launch; 1 if any check fails."""
+    import msgspec
+
+    from ohf.effects import health as checks
+    from ohf.effects.aws import client_getter
+
+    settings = _settings(args, "health")
+    if settings is None:
+        return 1
+    result = checks.report(settings, client_getter(settings.config.aws, None))
+    if args.json:
+        sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
+        sys.stdout.flush()
+    else:
+        print(checks.table(result))
+    return 0 if result.ok else 1
 
 
 def _settings(args: argparse.Namespace, command: str) -> Settings | None:
@@ -277,6 +305,10 @@ def event_line(event: Event) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ohf` and `python -m ohf`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        from ohf.api.serve import serve
+
+        return serve(arguments[1:], os.environ, os.getcwd())
     try:
         args = _parse(arguments)
     except _ArgError as exc:
@@ -289,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return hf_call(args.command, args)
     if args.command == "validate":
         return validate(args)
+    if args.command == "health":
+        return health(args)
     if args.command == "install-scripts":
         from ohf.effects.install import install_scripts
 

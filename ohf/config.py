@@ -28,7 +28,17 @@ class AwsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     credentials_file: str | None = None
     connect_timeout: Annotated[float, Meta(gt=0, le=300)] = 5.0
     read_timeout: Annotated[float, Meta(gt=0, le=300)] = 20.0
+    # Attempts per AWS call (the first included) on throttling, AWS 5xx and connection errors;
+    # ohf retries these itself, with backoff and jitter, botocore does not retry them again.
     max_attempts: Annotated[int, Meta(ge=1, le=20)] = 4
+    # Seconds an HF call may spend, from its first AWS call, before it stops retrying: keeps
+    # the whole call well inside HF's own timeout for a provider script.
+    retry_budget: Annotated[float, Meta(ge=0, le=300)] = 20.0
+    # Circuit breaker per endpoint/region: this many calls in a row failing with throttling,
+    # 5xx or no connection within `breaker_window` seconds open it for `breaker_cooldown`.
+    breaker_threshold: Annotated[int, Meta(ge=1, le=1000)] = 5
+    breaker_window: Annotated[int, Meta(ge=1, le=86_400)] = 300
+    breaker_cooldown: Annotated[int, Meta(ge=1, le=3600)] = 60
 
 
 StoreType = Literal["json", "sqlite", "dynamodb"]
@@ -63,12 +73,34 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     file: str | None = None
 
 
+class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[api]`: the optional REST API (`ohf serve`): where it listens and whom it lets in."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65_535)] = 8080
+    # "jwt": every request needs a bearer JWT; "none": no auth, allowed only on 127.0.0.1.
+    auth: Literal["jwt", "none"] = "jwt"
+    # HS256: the shared secret, inline or (better) the name of the environment variable holding it.
+    secret: str | None = None
+    secret_env: str | None = None
+    # RS256: a JWKS URL (e.g. a Cognito user pool's .well-known/jwks.json) or PEM public keys.
+    jwks_url: str | None = None
+    public_keys: tuple[str, ...] = ()
+    # Checked on every token: `aud` (or Cognito's `client_id`), `iss`, and `exp` with this leeway.
+    audience: str | None = None
+    issuer: str | None = None
+    leeway_seconds: Annotated[float, Meta(ge=0, le=300)] = 30.0
+    read_scope: str = "ohf:read"
+    write_scope: str = "ohf:write"
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole config file."""
 
     aws: AwsConfig = AwsConfig()
     storage: StorageConfig = StorageConfig()
     logging: LoggingConfig = LoggingConfig()
+    api: ApiConfig = ApiConfig()
     templates_file: str | None = None
     templates: tuple[Template, ...] = ()
 

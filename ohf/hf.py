@@ -17,6 +17,7 @@ from returns.result import Failure, Result, Success
 
 from ohf.catalogue import EMPTY
 from ohf.effects import store
+from ohf.effects.circuit import circuit
 from ohf.effects.files import Settings, read_catalogue
 from ohf.effects.intents import Intent
 from ohf.effects.local import local_interpreter
@@ -85,6 +86,9 @@ def decode_input(call: str, payload: bytes) -> Result[Any, OhfError]:
         return Failure(OhfError(message=f"{call}: invalid input: {exc}", code="input"))
     except msgspec.DecodeError as exc:
         return Failure(OhfError(message=f"{call}: input is not valid JSON: {exc}", code="input"))
+    except RecursionError:
+        # msgspec recurses per nesting level; a hostile file must not become an internal error.
+        return Failure(OhfError(message=f"{call}: input is nested too deeply", code="input"))
 
 
 def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, OhfError]:
@@ -186,11 +190,15 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
                 return error_reply(listing.failure())
             return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
         program = _program(shell, call, loaded.unwrap(), message)
-        return _reply(run(program, local_interpreter(_read_only, shell.cloud)))
+        with circuit(shell.settings, shell.cloud, shell.now) as cloud:
+            return _reply(run(program, local_interpreter(_read_only, cloud)))
 
     if shell.warm is not None:
         shell.warm()
     with store.transaction(shell.settings, owner=shell.correlation) as opened:
         if isinstance(opened, Failure):
             return error_reply(opened.failure())
-        return _write_call(shell, call, message, opened.unwrap())
+        # The breaker is saved under the store's lock, whatever the call's outcome.
+        with circuit(shell.settings, shell.cloud, shell.now) as cloud:
+            guarded = msgspec.structs.replace(shell, cloud=cloud)
+            return _write_call(guarded, call, message, opened.unwrap())

@@ -98,3 +98,17 @@ def test_bad_input_imports_no_aws_module(tmp_path: Path) -> None:
     names, stdout = _imported_modules(conf, "requestMachines", "{not json", tmp_path)
     assert b"not valid JSON" in stdout
     assert not {n for n in names if n.startswith(("boto3", "botocore"))}
+
+
+def test_template_call_imports_nothing_of_the_api_stack(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "awsprov_templates.json").write_text(
+        '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
+        ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
+    )
+    names, stdout = _imported_modules(conf, "getAvailableTemplates", "{}", tmp_path)
+    assert b'"templateId":"t1"' in stdout
+    api = {n for n in names if n.split(".")[0] in {"litestar", "uvicorn", "jwt", "anyio"}}
+    assert not api, f"getAvailableTemplates imported {sorted(api)[:5]}"
+    assert not {n for n in names if n.startswith("ohf.api")}

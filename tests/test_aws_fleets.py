@@ -720,7 +720,7 @@ def _stubbed(
             stubber.add_response(operation, response, expected)
     stubber.activate()
     monkeypatch.setattr(aws, "_make_client", lambda config, name, on_call: client)
-    return aws.make_interpreter(AwsConfig(region=REGION)), stubber
+    return aws.make_interpreter(AwsConfig(region=REGION, max_attempts=1)), stubber
 
 
 def test_a_batch_refused_for_an_unknown_id_is_asked_again_id_by_id(

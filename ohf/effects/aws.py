@@ -5,6 +5,13 @@ boto3 is imported lazily, on the first intent that needs AWS, so calls that do n
 Instances are launched with RunInstances, EC2 Fleet (CreateFleet), Spot Fleet
 (RequestSpotFleet) or an Auto Scaling group; fleets and groups are described in batches, one
 call per API for any number of them.
+
+Transient errors (throttling, AWS 5xx, no connection, timeouts) are retried here, per AWS call,
+with exponential backoff and full jitter, within `[aws] max_attempts` and a time budget per HF
+call (`[aws] retry_budget`); botocore itself does not retry them, so the two never multiply.
+Every call ohf retries is idempotent: launches and creations carry a ClientToken or a name of
+ohf's own, describes read, terminations and capacity changes set absolute values. Capacity,
+quota and permission errors are never retried: the core reports them.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +30,7 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
+from ohf.breaker import CONNECTION_CODE, TRANSIENT_CODES
 from ohf.config import AwsConfig
 from ohf.effects.intents import (
     CreateFleet,
@@ -193,6 +202,10 @@ def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
     return get
 
 
+# Services whose calls go through ohf's retry layer; the DynamoDB store keeps botocore's.
+RETRIED_SERVICES = frozenset({"ec2", "ssm", "autoscaling"})
+
+
 def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> Any:
     import boto3
     import botocore.config
@@ -204,13 +217,20 @@ def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> A
     session = boto3.session.Session(
         botocore_session=core, profile_name=config.profile, region_name=config.region
     )
+    # One attempt per botocore call where ohf retries (its backoff, budget and breaker see
+    # every failure); botocore's standard retries elsewhere (the DynamoDB store).
+    retries: dict[str, Any] = (
+        {"total_max_attempts": 1, "mode": "standard"}
+        if service in RETRIED_SERVICES
+        else {"max_attempts": config.max_attempts, "mode": "standard"}
+    )
     client: Any = session.client(
         service,
         endpoint_url=config.endpoint_url,
         config=botocore.config.Config(
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
-            retries={"max_attempts": config.max_attempts, "mode": "standard"},
+            retries=retries,
         ),
     )
     if on_call is not None:
@@ -218,15 +238,100 @@ def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> A
     return client
 
 
+# --- Errors -----------------------------------------------------------------------------------
+
+PERMISSION_CODES = frozenset(
+    {
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedAccess",
+        "OptInRequired",
+    }
+)
+CREDENTIAL_CODES = frozenset(
+    {
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+    }
+)
+_AUTOSCALING_OPERATIONS = frozenset(
+    {
+        "CreateAutoScalingGroup",
+        "DescribeAutoScalingGroups",
+        "UpdateAutoScalingGroup",
+        "TerminateInstanceInAutoScalingGroup",
+        "DeleteAutoScalingGroup",
+        "DescribeScalingActivities",
+    }
+)
+_SSM_OPERATIONS = frozenset({"GetParameter", "GetParameters"})
+# AWS names the denied action in the message: "... is not authorized to perform: ec2:RunInstances".
+_DENIED_ACTION = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
+_MESSAGE_KEPT = 300
+
+
+def iam_action(operation: str, message: str = "") -> str:
+    """The IAM action a refused call needed: the one AWS names, else `service:Operation`."""
+    named = _DENIED_ACTION.search(message)
+    if named:
+        return named.group(1)
+    if operation in _AUTOSCALING_OPERATIONS:
+        return f"autoscaling:{operation}"
+    if operation in _SSM_OPERATIONS:
+        return f"ssm:{operation}"
+    return f"ec2:{operation}"
+
+
+def _client_error(operation: str, exc: Any) -> OhfError:
+    err = exc.response.get("Error", {}) or {}
+    code = str(err.get("Code", "Unknown"))
+    text = str(err.get("Message", ""))
+    status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    api = str(getattr(exc, "operation_name", "") or operation)
+    if code in PERMISSION_CODES:
+        action = iam_action(api, text)
+        return OhfError(
+            message=(
+                f"{operation}: permission denied: the AWS identity ohf runs as lacks {action} "
+                f"({code}); grant it in the IAM policy. AWS: {text[:_MESSAGE_KEPT]}"
+            ),
+            code=code,
+        )
+    if code in CREDENTIAL_CODES:
+        return OhfError(
+            message=(
+                f"{operation}: AWS rejected the credentials ({code}): {text[:_MESSAGE_KEPT]}; "
+                "check [aws] profile/credentials_file, the environment's keys or the instance "
+                "role, and that they have not expired"
+            ),
+            code=code,
+        )
+    if status >= 500 and code not in TRANSIENT_CODES:
+        # An AWS-side failure under a code of its own: treat it as the 5xx it is.
+        return OhfError(
+            message=f"{operation}: {code} (HTTP {status}): {text}", code="InternalError"
+        )
+    return OhfError(message=f"{operation}: {code}: {text}", code=code)
+
+
 def _failure(operation: str, exc: Exception) -> Failure[OhfError]:
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        NoCredentialsError,
+        NoRegionError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", "Unknown"))
-        return Failure(
-            OhfError(message=f"{operation}: {code}: {err.get('Message', '')}", code=code)
-        )
+        return Failure(_client_error(operation, exc))
     if isinstance(exc, NoRegionError):
         return Failure(
             OhfError(
@@ -236,23 +341,154 @@ def _failure(operation: str, exc: Exception) -> Failure[OhfError]:
         )
     if isinstance(exc, NoCredentialsError):
         return Failure(
-            OhfError(message=f"{operation}: no AWS credentials found", code="credentials")
+            OhfError(
+                message=(
+                    f"{operation}: no AWS credentials found: set [aws] profile or "
+                    "credentials_file, AWS_* environment variables, or give the host an "
+                    "instance role"
+                ),
+                code="credentials",
+            )
         )
-    return Failure(OhfError(message=f"{operation}: {type(exc).__name__}: {exc}", code="connection"))
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return Failure(
+            OhfError(
+                message=f"{operation}: AWS did not answer in time: {exc}", code=CONNECTION_CODE
+            )
+        )
+    return Failure(
+        OhfError(message=f"{operation}: {type(exc).__name__}: {exc}", code=CONNECTION_CODE)
+    )
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    """Every exception a botocore call raises for AWS's answer (or its absence)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    return (ClientError, BotoCoreError, ResponseParserError)
 
 
 def _timed(operation: str, call: Callable[[], Any]) -> Answer:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     start = time.perf_counter()
     try:
         value = call()
-    except (ClientError, BotoCoreError) as exc:
+    except _aws_errors() as exc:
         result = _failure(operation, exc)
         log.debug("aws %s failed in %.3fs: %s", operation, time.perf_counter() - start, exc)
         return result
     log.debug("aws %s ok in %.3fs", operation, time.perf_counter() - start)
     return Success(value)
+
+
+# --- Retries ----------------------------------------------------------------------------------
+
+BACKOFF_BASE = 0.5  # seconds: the first retry waits up to this, each next one up to twice more
+BACKOFF_CAP = 8.0  # seconds: no single wait is longer
+
+
+class Retries(msgspec.Struct, kw_only=True):
+    """One HF call's retry budget and its clock (mutable: it counts what the call has spent).
+
+    `sleep`, `monotonic` and `random` are injectable so tests never sleep and can count delays.
+    """
+
+    max_attempts: int
+    budget: float
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    random: Callable[[], float] = random.random
+    started: float | None = None
+    slept: float = 0.0
+    retried: int = 0
+
+
+def is_transient_exception(exc: Exception) -> bool:
+    """Throttling, an AWS-side (5xx) failure, or no (timely) connection to the endpoint."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ClientError):
+        return _client_error("", exc).code in TRANSIENT_CODES
+    return isinstance(exc, ConnectionError | HTTPClientError)
+
+
+def backoff(retries: Retries, attempt: int) -> float | None:
+    """The wait before retry number `attempt` (0-based), or None once attempts or time are out.
+
+    Full jitter (a uniform draw up to the exponential ceiling) spreads the retries of many
+    processes throttled at once; the wait is cut to what the budget has left.
+    """
+    if attempt + 1 >= retries.max_attempts:
+        return None
+    started = retries.started if retries.started is not None else retries.monotonic()
+    spent = max(retries.monotonic() - started, retries.slept)
+    left = retries.budget - spent
+    if left <= 0:
+        return None
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * float(1 << min(attempt, 30)))
+    return min(retries.random() * ceiling, left)
+
+
+def retried(retries: Retries, operation: str, call: Callable[[], Any]) -> Any:
+    """`call()`, again after a backoff while it fails transiently; the last error is raised."""
+    if retries.started is None:
+        retries.started = retries.monotonic()
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except _aws_errors() as exc:
+            delay = backoff(retries, attempt) if is_transient_exception(exc) else None
+            if delay is None:
+                raise
+            log.info("aws %s: %s; retry %d in %.2fs", operation, exc, attempt + 1, delay)
+            retries.sleep(delay)
+            retries.slept += delay
+            retries.retried += 1
+            attempt += 1
+
+
+class _RetryingPaginator:
+    """A paginator whose whole pagination is retried (pages are read to the end at once)."""
+
+    def __init__(self, paginator: Any, retries: Retries, operation: str) -> None:
+        self._paginator = paginator
+        self._retries = retries
+        self._operation = operation
+
+    def paginate(self, **params: Any) -> list[Any]:
+        return retried(  # type: ignore[no-any-return]
+            self._retries, self._operation, lambda: list(self._paginator.paginate(**params))
+        )
+
+
+class _RetryingClient:
+    """A boto3 client whose API calls and paginations retry transient errors."""
+
+    def __init__(self, client: Any, retries: Retries) -> None:
+        self._client = client
+        self._retries = retries
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name == "get_paginator":
+            return lambda op: _RetryingPaginator(attr(op), self._retries, op)
+        api = self._client.meta.method_to_api_mapping.get(name)
+        if api is None:
+            return attr
+        return lambda *args, **kwargs: retried(self._retries, api, partial(attr, *args, **kwargs))
+
+
+def retrying(clients: ClientGetter, retries: Retries) -> ClientGetter:
+    """`clients` whose clients retry transient errors within `retries`' budget."""
+    cache: dict[str, Any] = {}
+
+    def get(service: str) -> Any:
+        if service not in cache:
+            cache[service] = _RetryingClient(clients(service), retries)
+        return cache[service]
+
+    return get
 
 
 def _root_device(clients: ClientGetter, image_id: str | None) -> str | None:
@@ -1122,10 +1358,27 @@ def _spot_signals(clients: ClientGetter, intent: DescribeSpotSignals) -> Answer:
 
 
 def make_interpreter(
-    config: AwsConfig, on_call: CallHook | None = None, *, clients: ClientGetter | None = None
+    config: AwsConfig,
+    on_call: CallHook | None = None,
+    *,
+    clients: ClientGetter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    jitter: Callable[[], float] = random.random,
 ) -> Callable[[Intent], Answer]:
-    """An interpreter for the cloud intents, talking to AWS with boto3 (clients made lazily)."""
-    clients = clients or client_getter(config, on_call)
+    """An interpreter for the cloud intents, talking to AWS with boto3 (clients made lazily).
+
+    One interpreter serves one HF call: its retries share `[aws] retry_budget`, counted from
+    its first AWS call. `sleep`, `monotonic` and `jitter` are time's and random's by default.
+    """
+    budget = Retries(
+        max_attempts=config.max_attempts,
+        budget=config.retry_budget,
+        sleep=sleep,
+        monotonic=monotonic,
+        random=jitter,
+    )
+    clients = retrying(clients or client_getter(config, on_call), budget)
     table: dict[type[Any], Callable[[ClientGetter, Any], Answer]] = {
         RunInstances: _run,
         DescribeInstances: _describe,
@@ -1142,14 +1395,12 @@ def make_interpreter(
     }
 
     def interpret(intent: Intent) -> Answer:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         handler = table.get(type(intent))
         if handler is None:
             return Failure(OhfError(message=f"the AWS interpreter cannot perform {intent!r}"))
         try:
             return handler(clients, intent)
-        except (BotoCoreError, ClientError) as exc:
+        except _aws_errors() as exc:
             # Client creation (region, profile, credentials file) fails outside any one call.
             return _failure(type(intent).__name__, exc)
 
