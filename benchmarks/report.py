@@ -1,0 +1,531 @@
+"""RESULTS.md from the driver's results: tables, ratios, the issue's targets, the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from measure import Sample
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES_VS_BARE = 1.5
+TEMPLATES_VS_ORB = 10.0
+STATUS_CALLS = 2
+RSS_SHARE = 0.5
+
+_VERSIONS = (
+    "import importlib.metadata as m, sys\n"
+    "print(sys.version.split()[0])\n"
+    "for name in sys.argv[1:]:\n"
+    "    try: print(name, m.version(name))\n"
+    "    except m.PackageNotFoundError: pass\n"
+)
+
+
+def _output(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _versions(python: str, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+    lines = _output([python, "-c", _VERSIONS, *names]).splitlines()
+    if not lines:
+        return "?", {}
+    return lines[0], dict(line.split(" ", 1) for line in lines[1:])
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _ram_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "?"
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def machine(ohf_python: str, orb: str | None) -> dict[str, Any]:
+    """What the figures were measured on."""
+    import moto
+
+    python, ohf_packages = _versions(
+        ohf_python, ["ohf-aws", "boto3", "botocore", "msgspec", "returns", "toolz"]
+    )
+    orb_python = str(Path(orb).parent / "python") if orb else None
+    _, orb_packages = (
+        _versions(orb_python, ["orb-py", "boto3", "botocore", "pydantic"])
+        if orb_python
+        else ("?", {})
+    )
+    commit = _output(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"])
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram": _ram_gib(),
+        "os": f"{_os_name()}, Linux {platform.release()}",
+        "python": python,
+        "ohf": ohf_packages,
+        "ohf_commit": commit or "?",
+        "orb": orb_packages,
+        "moto": moto.__version__,
+    }
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (0 for no values)."""
+    return statistics.median(values) if values else 0.0
+
+
+def walls(samples: Sequence[Sample]) -> list[float]:
+    """Wall times, seconds."""
+    return [s.wall for s in samples]
+
+
+def peak_rss(samples: Sequence[Sample]) -> float:
+    """The largest peak RSS over the runs, MiB."""
+    return max((s.rss_mib for s in samples), default=0.0)
+
+
+def aws_calls(samples: Sequence[Sample]) -> str:
+    """AWS calls per run: one number when every run made the same, else the range."""
+    totals = sorted({s.aws_total for s in samples})
+    if not totals:
+        return "-"
+    return str(totals[0]) if len(totals) == 1 else f"{totals[0]}-{totals[-1]}"
+
+
+def aws_actions(samples: Sequence[Sample]) -> str:
+    """The actions of the last run, e.g. `DescribeInstances 1`."""
+    if not samples or not samples[-1].aws:
+        return "none"
+    return ", ".join(f"{k} {v}" for k, v in sorted(samples[-1].aws.items()))
+
+
+def _s(value: float) -> str:
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def render(results: Any) -> str:
+    """The whole RESULTS.md."""
+    plan = results.plan
+    out: list[str] = []
+    add = out.append
+    add("# Benchmark: ohf vs Open Resource Broker on moto_server\n")
+    add(
+        f"Written by `benchmarks/run.py` (`nox -s bench`, {plan.mode} run) on {results.started}, "
+        f"in {results.seconds / 60:.1f} min. Rerun: see `benchmarks/README.md`.\n"
+    )
+    add(_load_note(results))
+    add(_machine_section(results))
+    add(_scenario_section(results))
+    if results.orb_failure:
+        add(f"**ORB could not be measured:** {results.orb_failure}\n")
+    add(_calls_section(results))
+    add(_ratios_section(results))
+    add(_targets_section(results))
+    add(_scaling_section(results))
+    add(_imports_section(results))
+    add(_notes_section(results))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _load_note(results: Any) -> str:
+    loads = results.loads
+    worst = max((load[0] for _, load in loads), default=0.0)
+    cores = results.machine.get("cores") or 1
+    text = "Load average (1/5/15 min): " + "; ".join(
+        f"{name} {a:.2f}/{b:.2f}/{c:.2f}"
+        for name, (a, b, c) in loads
+        if name in ("before", "after")
+    )
+    text += f"; highest 1-min value between calls {worst:.2f} on {cores} cores."
+    if worst > cores * 0.5:
+        text += (
+            " **The machine was under load from other work during this run**: absolute times "
+            "are inflated and noisy; ratios between tools run in alternation are fairer, but "
+            "rerun on a quiet machine before quoting figures."
+        )
+    return text + "\n"
+
+
+def _machine_section(results: Any) -> str:
+    m = results.machine
+    ohf = m["ohf"]
+    orb = m["orb"]
+    lines = [
+        "## Machine\n",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m['cpu']}, {m['cores']} cores |",
+        f"| RAM | {m['ram']} |",
+        f"| OS | {m['os']} |",
+        f"| Python | {m['python']} (the same interpreter for both tools' virtualenvs) |",
+        f"| ohf | ohf-aws {ohf.get('ohf-aws', '?')} (`{m['ohf_commit']}`), "
+        + ", ".join(f"{k} {v}" for k, v in ohf.items() if k != "ohf-aws")
+        + " |",
+        "| ORB | "
+        + (
+            f"orb-py {orb.get('orb-py')}, "
+            + ", ".join(f"{k} {v}" for k, v in orb.items() if k != "orb-py")
+            if orb
+            else "not installed"
+        )
+        + " |",
+        f"| AWS | moto {m['moto']} server (`benchmarks/moto_bench.py`), one per tool, "
+        "on 127.0.0.1 |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _scenario_section(results: Any) -> str:
+    plan = results.plan
+    net = results.network
+    lines = [
+        "## Scenario\n",
+        f"One template `bench-c5`: RunInstances, c5.large, subnet {net.get('subnet', '?')} "
+        "(a /17 added to the default VPC: its default /20 subnets hold 4,091 addresses, fewer "
+        "than the 5,000-machine scaling point), the default VPC's default security group, AMI "
+        f"{net.get('image', '?')}, maxNumber 10,000. "
+        f"Then {plan.requests} requestMachines of {plan.machines_each} machines "
+        f"({plan.machines:,} machines), made through each tool's own code, and one "
+        "getRequestStatus for all of them, as HF polls. How, and what each tool then held:\n",
+    ]
+    for name, text in results.scenario_check.items():
+        build = results.builds.get(name)
+        took = f", in {build:.0f} s" if build is not None else ""
+        how = results.built_how.get(name, "?")
+        lines.append(f"- {name}: built by {how}{took}. Held: {text}.")
+    lines += [
+        "",
+        f"Each call ran {plan.reps} times per tool ({plan.heavy_reps} for the calls whose time "
+        "is moto moving 1,000s of instances), ohf and ORB alternating (ohf first on even runs, "
+        "ORB first on odd runs), after one unmeasured warm-up each (small input). `python -c "
+        "pass` (ohf's venv interpreter) ran once per round as the floor. Wall time is fork to "
+        "reap; CPU is the child's user+system time; peak RSS is the child's `ru_maxrss` "
+        "(`os.wait4`), the largest over the runs; AWS calls are the requests moto_server's "
+        "recorder saw during the run (the same counter for both tools); moto CPU is the server "
+        "process's CPU time during the run, i.e. how much of the wall time AWS (moto) spent.\n",
+    ]
+    return "\n".join(lines)
+
+
+def _outcomes(results: Any) -> list[tuple[Any, dict[str, Any]]]:
+    return list(results.cases)
+
+
+def _calls_section(results: Any) -> str:
+    floor = walls(results.bare)
+    lines = [
+        "## Every HF call\n",
+        "| call | tool | median s | min s | max s | CPU s | peak RSS MiB | AWS calls | "
+        "moto CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    if floor:
+        lines.append(
+            f"| `python -c pass` (floor) | python | {_s(median(floor))} | {_s(min(floor))} | "
+            f"{_s(max(floor))} | {_s(median([s.cpu for s in results.bare]))} | "
+            f"{peak_rss(results.bare):.1f} | 0 | - |"
+        )
+    for case, outcomes in _outcomes(results):
+        for name, outcome in outcomes.items():
+            samples = outcome.samples
+            if not samples:
+                lines.append(f"| {case.label} | {name} | failed: see below | | | | | | |")
+                continue
+            w = walls(samples)
+            lines.append(
+                f"| {case.label} | {name} | {_s(median(w))} | {_s(min(w))} | {_s(max(w))} | "
+                f"{_s(median([s.cpu for s in samples]))} | {peak_rss(samples):.1f} | "
+                f"{aws_calls(samples)} ({aws_actions(samples)}) | "
+                f"{_s(median([s.server_cpu for s in samples]))} |"
+            )
+    failures = [
+        f"- {case.label}, {name}: {outcome.failure}"
+        for case, outcomes in _outcomes(results)
+        for name, outcome in outcomes.items()
+        if outcome.failure
+    ]
+    if failures:
+        lines += ["", "Failures:", "", *failures]
+    return "\n".join(lines) + "\n"
+
+
+def _ratios_section(results: Any) -> str:
+    floor = median(walls(results.bare))
+    lines = [
+        "## Ratios (medians; peak RSS: largest)\n",
+        "| call | ohf / ORB wall | ORB / ohf wall | ohf / bare python wall | ohf / ORB CPU | "
+        "ohf / ORB peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for case, outcomes in _outcomes(results):
+        ohf = outcomes.get("ohf")
+        orb = outcomes.get("ORB")
+        if ohf is None or not ohf.samples:
+            continue
+        ow = median(walls(ohf.samples))
+        oc = median([s.cpu for s in ohf.samples])
+        if orb is not None and orb.samples:
+            rw = median(walls(orb.samples))
+            rc = median([s.cpu for s in orb.samples])
+            vs_orb = (
+                _ratio(ow, rw),
+                _ratio(rw, ow),
+                _ratio(oc, rc),
+                _ratio(peak_rss(ohf.samples), peak_rss(orb.samples)),
+            )
+        else:
+            vs_orb = ("-", "-", "-", "-")
+        lines.append(
+            f"| {case.label} | {vs_orb[0]} | {vs_orb[1]} | {_ratio(ow, floor)} | {vs_orb[2]} | "
+            f"{vs_orb[3]} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _case(results: Any, key: str) -> dict[str, Any]:
+    return next((o for c, o in results.cases if c.key == key), {})
+
+
+def _targets_section(results: Any) -> str:
+    floor = median(walls(results.bare))
+    rows: list[str] = []
+
+    def row(target: str, verdict: bool | None, figure: str) -> None:
+        mark = "n/a" if verdict is None else ("met" if verdict else "**not met**")
+        rows.append(f"| {target} | {mark} | {figure} |")
+
+    templates = _case(results, "templates")
+    ohf_t = templates.get("ohf")
+    orb_t = templates.get("ORB")
+    if ohf_t and ohf_t.samples and floor:
+        ow = median(walls(ohf_t.samples))
+        row(
+            f"getAvailableTemplates <= {TEMPLATES_VS_BARE}x `python -c pass`",
+            ow <= TEMPLATES_VS_BARE * floor,
+            f"{_s(ow)} s vs {_s(floor)} s = {ow / floor:.2f}x",
+        )
+        if orb_t and orb_t.samples:
+            rw = median(walls(orb_t.samples))
+            row(
+                f"getAvailableTemplates >= {TEMPLATES_VS_ORB:.0f}x faster than ORB",
+                rw >= TEMPLATES_VS_ORB * ow,
+                f"ORB {_s(rw)} s / ohf {_s(ow)} s = {rw / ow:.1f}x",
+            )
+        else:
+            row(f"getAvailableTemplates >= {TEMPLATES_VS_ORB:.0f}x faster than ORB", None, "no ORB")
+    status = _case(results, "status")
+    ohf_s = status.get("ohf")
+    if ohf_s and ohf_s.samples:
+        most = max(s.aws_total for s in ohf_s.samples)
+        orb_s = status.get("ORB")
+        vs = ""
+        if orb_s and orb_s.samples:
+            vs = (
+                f"; wall {_s(median(walls(ohf_s.samples)))} s vs ORB "
+                f"{_s(median(walls(orb_s.samples)))} s, peak RSS "
+                f"{peak_rss(ohf_s.samples):.0f} vs {peak_rss(orb_s.samples):.0f} MiB"
+            )
+        label = results.plan.requests, results.plan.machines
+        row(
+            f"getRequestStatus, {label[0]} requests / {label[1]:,} machines: "
+            f"<= {STATUS_CALLS} AWS calls",
+            most <= STATUS_CALLS,
+            f"{most} ({aws_actions(ohf_s.samples)}){vs}",
+        )
+    rss_rows = []
+    all_met = True
+    for case, outcomes in results.cases:
+        ohf, orb = outcomes.get("ohf"), outcomes.get("ORB")
+        if ohf and ohf.samples and orb and orb.samples:
+            share = peak_rss(ohf.samples) / peak_rss(orb.samples)
+            all_met &= share <= RSS_SHARE
+            rss_rows.append(
+                f"{case.call if case.key != 'request_big' else 'big request'} {share:.2f}"
+            )
+    if rss_rows:
+        row("peak RSS of every call <= half of ORB's", all_met, "ohf/ORB: " + ", ".join(rss_rows))
+    big, small = (
+        _case(results, "request_big").get("ohf"),
+        _case(results, "request_small").get("ohf"),
+    )
+    if big and big.samples and small and small.samples:
+        big_calls = max(s.aws_total for s in big.samples)
+        small_calls = max(s.aws_total for s in small.samples)
+        row(
+            f"requestMachines {results.plan.big:,}: batched (no more AWS calls than for "
+            f"{results.plan.small})",
+            big_calls <= small_calls,
+            f"{big_calls} call(s) ({aws_actions(big.samples)}), {_s(median(walls(big.samples)))} s",
+        )
+    return "\n".join(
+        ["## Issue 6 targets\n", "| target | verdict | figure |", "|---|---|---|", *rows, ""]
+    )
+
+
+def _scaling_section(results: Any) -> str:
+    lines = [
+        "## Scaling: ohf getRequestStatus\n",
+        "Each point on a fresh moto_server (the state built through ohf, one poll, then the "
+        "measured polls); the point equal to the scenario above reuses its runs. ORB is not "
+        "in this table: its getRequestStatus makes no AWS call at any size (see the notes), "
+        "and building its state costs ~2 s of start-up per request.\n",
+        "| machines | requests | median s | min s | max s | CPU s | peak RSS MiB | AWS calls | "
+        "moto CPU s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for machines, requests, outcome in results.scaling:
+        samples = outcome.samples
+        if not samples:
+            lines.append(f"| {machines:,} | {requests} | failed: {outcome.failure} | | | | | | |")
+            continue
+        w = walls(samples)
+        lines.append(
+            f"| {machines:,} | {requests} | {_s(median(w))} | {_s(min(w))} | {_s(max(w))} | "
+            f"{_s(median([s.cpu for s in samples]))} | {peak_rss(samples):.1f} | "
+            f"{aws_calls(samples)} ({aws_actions(samples)}) | "
+            f"{_s(median([s.server_cpu for s in samples]))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _imports_section(results: Any) -> str:
+    if not results.imports:
+        return ""
+    rows = [f"| `{name}` | {ms:.1f} |" for name, ms in results.imports]
+    return "\n".join(
+        [
+            "## What ohf's getAvailableTemplates imports\n",
+            "One run under `python -X importtime` (top-level imports and their direct children, "
+            "by cumulative time; the timings of this single run are noisy, the names are not).\n",
+            "| module | cumulative ms |",
+            "|---|---:|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def _notes_section(results: Any) -> str:
+    notes = [
+        "moto_server is the same for both tools but is not AWS: serialising 1,000 instances "
+        "costs it several seconds of CPU (see the moto CPU column), so the wall time of every "
+        "call that moves 1,000s of instances is mostly moto's. The CPU column is the tool's own "
+        "work.",
+        f"Peak RSS cannot read below {results.rss_floor:.1f} MiB: the measuring wrapper's own "
+        "peak, which Linux carries over into the child (measured by running `true` under it).",
+        "`benchmarks/moto_bench.py` makes RunInstances launch `MaxCount` instances, as EC2 does "
+        "when it has the capacity (moto 5.2.5 launches `MinCount`): ORB asks `MinCount=1, "
+        "MaxCount=n` and would otherwise hold one machine per request. ohf asks "
+        "`MinCount=MaxCount=n` either way.",
+        "ORB is run as `orb --config CONF/config.json <resource> <action> -f FILE`, the command "
+        "its HF scripts end in; the scripts themselves (`invoke_provider.sh`: bash, plus a "
+        "`python3 -c 'import yaml ...'` probe on every call) add more per call and are not "
+        "counted. ohf is run as `python -m ohf CALL -f FILE` (its scripts `exec` the same).",
+        "ORB marks a RunInstances request `complete` as soon as RunInstances returns all its "
+        "instances, and never syncs a terminal request with AWS again: its getRequestStatus "
+        "answers from its JSON store with no AWS call, and its machines stay "
+        "`pending`/`executing` as RunInstances first reported them. ohf describes the instances "
+        "on every poll (one DescribeInstances page per 1,000 machines) and reports them "
+        "`running`/`succeed`.",
+        "getReturnRequests differs in meaning: ORB lists the machines of its own return "
+        "requests (those HF returned); ohf lists machines the cloud is taking back (spot "
+        "reclaims, instances terminated outside HF) and not the ones HF returned.",
+        "ORB 1.8.5's JSON store lost updates when two `orb machines request` ran at once "
+        "(HF does overlap calls): in a first full run, building the 100 requests two at a "
+        "time under load left 3 requests `pending` with no instances recorded (ORB's log says "
+        "it launched their 10 instances each and completed them; the instances were running in "
+        "moto, untracked) and 6 more with a lost status change; status polls of those failed "
+        "with 'did not emit ProviderFulfilment'. Its save writes the whole `requests`/`machines` "
+        "section from the process's own earlier read. The benchmark therefore builds ORB's "
+        "state one call at a time. (ohf holds its lock over the whole call and builds two at a "
+        "time; every run checks the machines each tool holds before measuring.)",
+        "ORB retries a slow RunInstances under new ClientTokens: in an earlier full run under "
+        "heavy load (1-min load average ~14 on 2 cores), moto took over 30 s to answer "
+        "RunInstances for 1,000 machines, and one ORB requestMachines (read timeout 30 s, "
+        "botocore retries 1, then its own retries) sent RunInstances 5 times under 3 different "
+        "ClientTokens, each of which EC2 would treat as a new launch. ohf derives each "
+        "ClientToken from the request id (and the attempt), so a retried call reuses it.",
+        "ORB creates a launch template for every request and deletes it on the first return "
+        "from that request (the AWS call columns list the actions).",
+        *results.notes,
+    ]
+    return "## Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def raw(results: Any) -> dict[str, Any]:
+    """Every sample (without outputs), for comparing runs."""
+
+    def sample(s: Sample) -> dict[str, Any]:
+        return {
+            "wall": round(s.wall, 4),
+            "cpu": round(s.cpu, 4),
+            "rss_mib": round(s.rss_mib, 1),
+            "aws": dict(s.aws),
+            "moto_cpu": round(s.server_cpu, 3),
+        }
+
+    return {
+        "started": results.started,
+        "mode": results.plan.mode,
+        "machine": results.machine,
+        "loads": results.loads,
+        "orb_failure": results.orb_failure,
+        "bare": [sample(s) for s in results.bare],
+        "cases": {
+            case.label: {
+                name: {"samples": [sample(s) for s in o.samples], "failure": o.failure}
+                for name, o in outcomes.items()
+            }
+            for case, outcomes in results.cases
+        },
+        "scaling": [
+            {
+                "machines": m,
+                "requests": r,
+                "samples": [sample(s) for s in o.samples],
+                "failure": o.failure,
+            }
+            for m, r, o in results.scaling
+        ],
+    }
