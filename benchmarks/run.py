@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -87,6 +88,7 @@ class Case:
     heavy: bool
     payload: Callable[[Tool, int], Any]  # (tool, rep) -> input; rep -1 is the warm-up
     warmup: bool = True
+    full: Callable[[Tool], Counter[tuple[str, str]]] | None = None  # a full status answer
 
 
 @dataclass
@@ -141,13 +143,15 @@ def bare(python: str, cwd: Path) -> Sample:
     return spawn([python, "-c", "pass"], scenario.aws_env("http://127.0.0.1:9"), cwd)
 
 
-def check(tool: Tool, case: Case, sample: Sample) -> str | None:
-    """Why a run does not count (a failed call), or None."""
+def check(tool: Tool, case: Case, sample: Sample, warmup: bool = False) -> str | None:
+    """Why a run does not count (a failed call, a status answer missing machines), or None."""
     try:
-        scenario.reply(tool, case.call, sample)
+        answer = scenario.reply(tool, case.call, sample)
     except BenchError as exc:
         return str(exc)
-    return None
+    if case.full is None or warmup:
+        return None
+    return scenario.incomplete(tool, answer, case.full(tool))
 
 
 def alternate(tools: list[Tool], rep: int) -> list[Tool]:
@@ -165,7 +169,7 @@ def run_case(
     if case.warmup:
         for tool in tools:
             sample = measured(tool, case.call, case.payload(tool, -1))
-            if (why := check(tool, case, sample)) is not None:
+            if (why := check(tool, case, sample, warmup=True)) is not None:
                 outcomes[tool.name].failure = f"warm-up failed: {why}"
     for rep in range(reps):
         if not case.heavy:
@@ -195,6 +199,7 @@ class World:
 
     ids: dict[str, list[str]] = field(default_factory=dict)
     held: dict[str, dict[str, list[dict[str, str]]]] = field(default_factory=dict)
+    states: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     extra: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
@@ -223,6 +228,7 @@ def build_world(tool: Tool, plan: Plan, world: World, results: Results) -> None:
         )
     world.ids[tool.name] = ids
     world.held[tool.name] = held
+    world.states[tool.name] = scenario.machine_states(answer)
 
 
 def _requests(tool: Tool, plan: Plan, results: Results) -> list[str]:
@@ -271,6 +277,7 @@ def cases(plan: Plan, world: World) -> list[Case]:
             "getRequestStatus",
             False,
             status,
+            full=lambda t: world.states[t.name],
         ),
         Case(
             "returns",
@@ -320,15 +327,20 @@ def scaling(
                 tool = scenario.ohf_tool(python, root / f"scale-{machines}", server, network)
                 each = machines // requests
                 ids = scenario.build(tool, requests, each, plan.workers)
-                scenario.reply(
+                first = scenario.reply(
                     tool,
                     "getRequestStatus",
                     tool.run("getRequestStatus", scenario.status_payload(ids)),
                 )
+                full = scenario.machine_states(first)
+                if sum(full.values()) != machines:
+                    raise BenchError(f"ohf holds {dict(full)} machines, expected {machines}")
                 reps = plan.heavy_reps if machines > plan.machines else plan.reps
                 for _ in range(reps):
                     sample = measured(tool, "getRequestStatus", scenario.status_payload(ids))
-                    scenario.reply(tool, "getRequestStatus", sample)
+                    answer = scenario.reply(tool, "getRequestStatus", sample)
+                    if (why := scenario.incomplete(tool, answer, full)) is not None:
+                        raise BenchError(why)
                     outcome.samples.append(sample)
         except BenchError as exc:
             outcome.failure = str(exc)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -362,6 +363,33 @@ def build_orb_in_process(tool: Tool, requests: int, machines_each: int) -> list[
 def status_payload(ids: Sequence[str]) -> dict[str, Any]:
     """getRequestStatus input for these requests."""
     return {"requests": [{"requestId": i} for i in ids]}
+
+
+def machine_states(answer: Mapping[str, Any]) -> Counter[tuple[str, str]]:
+    """How many machines a getRequestStatus answer lists in each (status, result)."""
+    return Counter(
+        (str(m.get("status")), str(m.get("result")))
+        for r in answer.get("requests", [])
+        for m in r.get("machines", [])
+    )
+
+
+def incomplete(
+    tool: Tool, answer: Mapping[str, Any], expected: Counter[tuple[str, str]]
+) -> str | None:
+    """Why a repeated getRequestStatus answer is not the full one HF got before, or None.
+
+    Nothing changes between two polls of the scenario, so a full answer lists the same machines
+    in the same states; a tool that could not reach AWS answers with fewer, or older, ones.
+    """
+    got = machine_states(answer)
+    if got == expected:
+        return None
+    messages = sorted({str(r.get("message")) for r in answer.get("requests", [])})[:2]
+    return (
+        f"{tool.name} getRequestStatus listed {dict(got)} where the scenario holds "
+        f"{dict(expected)}: {messages}"
+    )
 
 
 def held_machines(answer: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
