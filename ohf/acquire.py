@@ -9,6 +9,8 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
+from ohf.breaker import OPEN_CODE, THROTTLING_CODES
+from ohf.config import Policy, ProviderConfig
 from ohf.effects.intents import (
     CreateFleet,
     CreateLaunchTemplate,
@@ -38,7 +40,21 @@ from ohf.model import (
     Template,
 )
 from ohf.outcome import Done
-from ohf.program import Answer
+from ohf.placement import (
+    SHORTHAND,
+    allowed,
+    candidates,
+    effective,
+    find_provider,
+    label,
+    pinned,
+    room_on,
+    rooms,
+    split_template_id,
+    total_room,
+    units_on,
+)
+from ohf.program import Answer, on
 from ohf.templates import (
     available,
     check_template,
@@ -87,32 +103,6 @@ INDETERMINATE_CODES = frozenset(
 def client_token(request_id: str, attempt: int, partial: bool) -> str:
     """The idempotency token of one RunInstances attempt (<= 64 ASCII characters)."""
     return f"{request_id}-{attempt}{'p' if partial else 'a'}"[:64]
-
-
-def check_ask(
-    templates: tuple[Template, ...], state: State, ask: RequestMachinesIn
-) -> Result[Template, OhfError]:
-    """The template asked for, if it exists, is usable and has room for `machineCount` units."""
-    template_id = ask.template.template_id
-    template = find_template(templates, template_id)
-    if template is None:
-        known = ", ".join(t.template_id for t in templates) or "none configured"
-        return Failure(
-            OhfError(message=f"unknown templateId {template_id!r} (known: {known})", code="input")
-        )
-    room = available(template, state)
-    count = ask.template.machine_count
-    if room != -1 and count > room:
-        return Failure(
-            OhfError(
-                message=(
-                    f"template {template_id!r}: machineCount {count} is over what is available "
-                    f"({room} of maxNumber {template.max_number} units free)"
-                ),
-                code="input",
-            )
-        )
-    return check_template(template)
 
 
 def ordered_types(template: Template) -> tuple[tuple[str | None, int], ...]:
@@ -264,7 +254,7 @@ def launch_fleet(
     `instant` EC2 Fleet answers with its instances; the others fill while HF polls.
     """
     request_id = request.request_id
-    room = available(template, state)
+    room = _room(template, state, request.provider)
     template = fitting(template, request.machine_count, room)
     weights = unit_weights(template)
     if not weights:
@@ -346,6 +336,81 @@ def with_request(state: State, request: Request) -> State:
     return msgspec.structs.replace(state, requests={**state.requests, request.request_id: request})
 
 
+class Placement(msgspec.Struct, frozen=True, kw_only=True):
+    """Where new requests may go: the providers, the policy, and whose circuits are open now."""
+
+    providers: tuple[ProviderConfig, ...] = (SHORTHAND,)
+    policy: Policy = "first_available"
+    failover: bool = True
+    open_circuits: frozenset[str] = frozenset()
+
+
+# The placement of a config without `[[providers]]`: `[aws]` only.
+ONE_PROVIDER = Placement()
+
+# What one provider failing this way says nothing about the next: place the rest there.
+FAILOVER_CODES = CAPACITY_CODES | THROTTLING_CODES | {OPEN_CODE, "maxNumber"}
+
+
+def fails_over(error: OhfError | None) -> bool:
+    """True if `error` means "not here, not now" (capacity, quota, throttled, circuit open).
+
+    A fleet's errors arrive as AWS's "CODE: message" texts, so the codes are looked for there.
+    Never true for an error after which AWS may have launched: that request stays open.
+    """
+    if error is None or error.code in INDETERMINATE_CODES:
+        return False
+    return error.code in FAILOVER_CODES or any(code in error.message for code in CAPACITY_CODES)
+
+
+def resolve_template(
+    templates: tuple[Template, ...], placement: Placement, template_id: str
+) -> Result[Template, OhfError]:
+    """The template HF names: an id, or `<id>.<provider>` from a per-provider listing."""
+    base, provider = split_template_id(template_id, templates, placement.providers)
+    template = find_template(templates, base)
+    if template is None:
+        known = ", ".join(t.template_id for t in templates) or "none configured"
+        return Failure(
+            OhfError(message=f"unknown templateId {template_id!r} (known: {known})", code="input")
+        )
+    if provider is None:
+        return Success(template)
+    if not allowed(template, find_provider(placement.providers, provider) or SHORTHAND):
+        return Failure(
+            OhfError(
+                message=f"template {base!r} may not run on provider {provider!r}", code="input"
+            )
+        )
+    return Success(pinned(template, provider))
+
+
+def check_room(
+    template: Template, placement: Placement, state: State, count: int, shown_id: str
+) -> Result[Template, OhfError]:
+    """Refuse a `machineCount` over what the enabled providers together have free."""
+    if not placement.providers[0].name:
+        room = available(template, state)
+        free = f"{room} of maxNumber {template.max_number} units free"
+    else:
+        room = total_room(template, placement.providers, state)
+        per = rooms(template, placement.providers, state)
+        free = f"{room} units free: " + ", ".join(
+            f"{name} {'unlimited' if n < 0 else n}" for name, n in per.items()
+        )
+    if room != -1 and count > room:
+        return Failure(
+            OhfError(
+                message=(
+                    f"template {shown_id!r}: machineCount {count} is over what is available "
+                    f"({free})"
+                ),
+                code="input",
+            )
+        )
+    return check_template(template)
+
+
 def request_machines(
     templates: tuple[Template, ...],
     state: State,
@@ -353,30 +418,202 @@ def request_machines(
     *,
     request_id: str,
     now: int,
+    placement: Placement = ONE_PROVIDER,
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
-    """The requestMachines program: record first, then resolve the image and launch."""
-    checked = check_ask(templates, state, ask)
+    """The requestMachines program: choose providers, then record and launch on each in turn.
+
+    The first provider the policy chooses gets what it has room for; whatever it could not
+    take for capacity, quota or circuit reasons goes to the next candidate, as a part with its
+    own request id (`<id>.2`, ...) and `parent` = the id HF gets. HF sees one request.
+    """
+    count = ask.template.machine_count
+    checked = resolve_template(templates, placement, ask.template.template_id).bind(
+        lambda t: check_room(t, placement, state, count, ask.template.template_id)
+    )
     if isinstance(checked, Failure):
         return checked
     template = checked.unwrap()
-    count = ask.template.machine_count
-    api = provider_api(template)
-    request = Request(
-        request_id=request_id,
-        template_id=template.template_id,
-        machine_count=count,
-        client_token=request_id,
-        created_at=now,
-        provider_api=api,
-        fleet_type=None if api == "RunInstances" else fleet_type(template, api),
-        answered=False,
+    order = candidates(
+        template, placement.providers, state, placement.open_circuits, placement.policy
     )
+    if not order:
+        return Failure(OhfError(message=_nowhere(template, placement, state), code="capacity"))
+    for name in order:
+        # Every provider's view is checked before anything is launched anywhere.
+        view = effective(template, find_provider(placement.providers, name) or SHORTHAND)
+        usable = view.bind(check_template)
+        if isinstance(usable, Failure):
+            error = usable.failure()
+            where = f" on provider {name!r}" if name else ""
+            return Failure(msgspec.structs.replace(error, message=f"{error.message}{where}"))
+    placed = yield from place(
+        template, state, placement, order, request_id=request_id, count=count, now=now
+    )
+    if isinstance(placed, Failure):
+        return placed
+    new_state, parts, replies = placed.unwrap()
+    if len(parts) == 1:
+        return Success(replies[0])
+    return Success(combined(new_state, request_id, parts))
+
+
+def _nowhere(template: Template, placement: Placement, state: State) -> str:
+    per = rooms(template, placement.providers, state)
+    why = []
+    for provider in placement.providers:
+        name = label(provider.name)
+        if not provider.enabled:
+            why.append(f"{name} disabled")
+        elif provider.name not in per:
+            why.append(f"{name} not allowed by the template")
+        elif provider.name in placement.open_circuits:
+            why.append(f"{name} circuit open")
+        elif per[provider.name] == 0:
+            why.append(f"{name} full")
+    return f"template {template.template_id!r}: no provider can take it now ({'; '.join(why)})"
+
+
+def place(
+    template: Template,
+    state: State,
+    placement: Placement,
+    order: tuple[str, ...],
+    *,
+    request_id: str,
+    count: int,
+    now: int,
+    parent: str | None = None,
+    first_part: int = 1,
+    previous: Request | None = None,
+) -> Generator[Intent, Answer, Result[tuple[State, list[Request], list[Done]], OhfError]]:
+    """Place `count` units on the providers in `order`, failing over while that is allowed.
+
+    With `parent` unset the first part is the HF request itself (`request_id`); later parts,
+    and all parts when `parent` is set, are `<hf id>.<n>` with `parent` = the HF request id.
+    Parts stay unanswered until the last one is placed, so a process killed in between leaves
+    nothing that looks as if HF knew of it (see `status.end_cut_off`).
+    """
+    hf_id = parent or request_id
+    remaining = count
+    parts: list[Request] = []
+    replies: list[Done] = []
+    for name in order:
+        if remaining <= 0:
+            break
+        provider = find_provider(placement.providers, name) or SHORTHAND
+        view = effective(template, provider)
+        if isinstance(view, Failure):
+            return view
+        room = room_on(view.unwrap(), provider, state)
+        take = remaining if room < 0 else min(remaining, room)
+        if take <= 0:
+            continue
+        before = parts[-1] if parts else previous
+        if before is not None:
+            # Only now that another provider takes the rest is the last part's ask cut down
+            # to what it got: a shortfall nobody takes stays with it (and HF sees an error).
+            state = _shrink(state, state.requests[before.request_id], name)
+        number = first_part + len(parts)
+        part_id = hf_id if parent is None and number == 1 else f"{hf_id}.{number}"
+        request = Request(
+            request_id=part_id,
+            template_id=template.template_id,
+            machine_count=take,
+            client_token=part_id,
+            created_at=now,
+            provider_api=provider_api(view.unwrap()),
+            fleet_type=(
+                None
+                if provider_api(view.unwrap()) == "RunInstances"
+                else fleet_type(view.unwrap(), provider_api(view.unwrap()))
+            ),
+            answered=parent is not None,
+            provider=name,
+            parent=None if part_id == hf_id else hf_id,
+            pinned=template.providers is not None and len(template.providers) == 1,
+        )
+        launched = yield from on(name, launch_part(view.unwrap(), state, request, now))
+        if isinstance(launched, Failure):
+            return launched
+        done, error = launched.unwrap()
+        part = done.state.requests[part_id]
+        if parent is None:
+            # Unanswered until the whole call answers (finish marks each part answered).
+            part = msgspec.structs.replace(part, answered=False)
+        state = with_request(done.state, part)
+        parts.append(part)
+        replies.append(done)
+        remaining -= take if _pending(part, error) else sum(m.units for m in part.machines)
+        if not (placement.failover and fails_over(error)):
+            break
+    if parent is None:
+        state = msgspec.structs.replace(
+            state,
+            requests={
+                **state.requests,
+                **{
+                    p.request_id: msgspec.structs.replace(
+                        state.requests[p.request_id], answered=True
+                    )
+                    for p in parts
+                },
+            },
+        )
+    return Success((state, [state.requests[p.request_id] for p in parts], replies))
+
+
+def _pending(part: Request, error: OhfError | None) -> bool:
+    """True when the part may still get all it asked for (a filling fleet, an unsure launch)."""
+    if part.phase == "launching" or (part.fleet_id is not None and not part.fleet_done):
+        return error is None or not part.machines
+    return False
+
+
+def _shrink(state: State, part: Request, successor: str) -> State:
+    """The part's ask cut to the units it got: the rest went to provider `successor`."""
+    got = sum(m.units for m in part.machines if m.returned_by is None)
+    moved = part.machine_count - got
+    note = f"{moved} unit(s) placed on provider {label(successor)} instead"
+    shrunk = msgspec.structs.replace(
+        part,
+        machine_count=got,
+        # A part that got nothing is over: it holds nothing and owes HF nothing.
+        phase="launched" if part.phase == "failed" else part.phase,
+        status="running",
+        message="; ".join(x for x in (part.message, note) if x),
+    )
+    return with_request(state, shrunk)
+
+
+def combined(state: State, request_id: str, parts: list[Request]) -> Done:
+    """HF's reply for a request placed in parts: one id, what each provider took."""
+    summary = ", ".join(
+        f"{label(p.provider)} {sum(m.units for m in p.machines)}/{p.machine_count}"
+        + (f" ({p.message})" if p.message else "")
+        for p in parts
+    )
+    launched_any = any(p.machines or _pending(p, None) for p in parts)
+    message = f"placed on {len(parts)} providers: {summary}"
+    if not launched_any:
+        return Done(
+            reply=ErrorOut(message=f"request {request_id}: no machine launched: {message}"),
+            state=state,
+            exit_code=1,
+        )
+    return Done(reply=RequestAccepted(request_id=request_id, message=message), state=state)
+
+
+def launch_part(
+    template: Template, state: State, request: Request, now: int
+) -> Generator[Intent, Answer, Result[tuple[Done, OhfError | None], OhfError]]:
+    """Record one request (or part) before any AWS call, resolve its image, launch, finish."""
     # Recorded before any AWS call: if this process dies mid-launch, the next status poll
     # finds the instances by their ohf:request-id tag and adopts them.
     saved = yield SaveState(state=with_request(state, request))
     if isinstance(saved, Failure):
         return Failure(saved.failure())
-
+    request_id = request.request_id
+    api = request.provider_api
     image_id = template.image_id
     user_data = template.user_data
     prep_error: OhfError | None = None
@@ -390,15 +627,23 @@ def request_machines(
     if prep_error is not None:
         machines: tuple[Machine, ...] = ()
         # Nothing was launched whatever the cause, so the request fails now (never "maybe").
-        error: OhfError | None = msgspec.structs.replace(prep_error, code="prepare")
+        error: OhfError | None = msgspec.structs.replace(
+            prep_error, code=prep_error.code if fails_over(prep_error) else "prepare"
+        )
     elif api != "RunInstances":
         base = base_spec(template, request_id, image_id, user_data)
         request, machines, error = yield from launch_fleet(template, api, base, request, state, now)
     else:
         base = base_spec(template, request_id, image_id, user_data)
-        room = available(template, state)
-        machines, error = yield from launch(template, base, count, request_id, room)
-    return Success(finish(state, request, image_id, machines, error))
+        room = _room(template, state, request.provider)
+        machines, error = yield from launch(template, base, request.machine_count, request_id, room)
+    return Success((finish(state, request, image_id, machines, error), error))
+
+
+def _room(template: Template, state: State, provider: str) -> int:
+    if template.max_number < 0:
+        return -1
+    return max(template.max_number - units_on(state, template.template_id, provider), 0)
 
 
 def _over(got: int, request: Request) -> str:

@@ -171,7 +171,8 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def health(args: argparse.Namespace) -> int:
-    """`ohf health`: check against AWS that every template can launch; 1 if any check fails."""
+    """`ohf health`: check against each provider's AWS that its templates can launch; 1 if any
+    check fails (a disabled provider is listed, not checked)."""
     import msgspec
 
     from ohf.effects import health as checks
@@ -180,7 +181,7 @@ def health(args: argparse.Namespace) -> int:
     settings = _settings(args, "health")
     if settings is None:
         return 1
-    result = checks.report(settings, client_getter(settings.config.aws, None))
+    result = checks.report(settings, lambda aws: client_getter(aws, None))
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
         sys.stdout.flush()

@@ -26,6 +26,11 @@ class AwsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     profile: str | None = None
     endpoint_url: str | None = None
     credentials_file: str | None = None
+    # Assume this role (with the profile's, or else the default chain's, credentials) for
+    # every AWS call; `external_id` is what the role's trust policy demands, if anything.
+    role_arn: Annotated[str, Meta(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
+    external_id: Annotated[str, Meta(min_length=2, max_length=1224)] | None = None
+    role_session_name: Annotated[str, Meta(pattern=r"^[\w+=,.@-]{2,64}$")] = "ohf"
     connect_timeout: Annotated[float, Meta(gt=0, le=300)] = 5.0
     read_timeout: Annotated[float, Meta(gt=0, le=300)] = 20.0
     # Attempts per AWS call (the first included) on throttling, AWS 5xx and connection errors;
@@ -94,10 +99,52 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     write_scope: str = "ohf:write"
 
 
+ProviderName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+Policy = Literal["first_available", "priority", "round_robin", "weighted", "least_used"]
+
+
+class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[[providers]]` entry: an AWS account and region ohf may place machines in.
+
+    Unset connection keys (region, profile, endpoint, credentials file, role) are taken from
+    `[aws]`, which also gives every provider its timeouts, retries and breaker settings.
+    """
+
+    name: ProviderName
+    region: str | None = None
+    profile: str | None = None
+    credentials_file: str | None = None
+    role_arn: Annotated[str, Meta(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
+    external_id: Annotated[str, Meta(min_length=2, max_length=1224)] | None = None
+    endpoint_url: str | None = None
+    enabled: bool = True
+    # `priority` policy: lower goes first. `weighted` policy: share of new requests.
+    priority: Annotated[int, Meta(ge=0, le=1_000_000)] = 100
+    weight: Annotated[int, Meta(ge=1, le=10_000)] = 1
+    # Template keys (IBM's camelCase names) for templates that leave them unset, so one
+    # template can run in accounts with different subnets, security groups and AMIs.
+    defaults: dict[str, Any] = {}
+    # Per templateId: keys that replace the template's own on this provider (maxNumber too).
+    templates: dict[str, dict[str, Any]] = {}
+
+
+class PlacementConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[placement]`: how a request chooses among several providers, and what HF is shown."""
+
+    policy: Policy = "first_available"
+    # Place what one provider could not (capacity, quota, open circuit) on the next one.
+    failover: bool = True
+    # getAvailableTemplates lists each template once per provider as `<templateId>.<provider>`
+    # (so HF chooses), besides the template itself with the capacity of all providers.
+    list_per_provider: bool = False
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole config file."""
 
     aws: AwsConfig = AwsConfig()
+    providers: tuple[ProviderConfig, ...] = ()
+    placement: PlacementConfig = PlacementConfig()
     storage: StorageConfig = StorageConfig()
     logging: LoggingConfig = LoggingConfig()
     api: ApiConfig = ApiConfig()
@@ -275,3 +322,18 @@ def ibm_file_names(kind: Literal["config", "templates"], env: Mapping[str, str])
     if provider and provider != "aws":
         names.insert(0, f"{provider}prov_{kind}.json")
     return names
+
+
+def provider_aws(aws: AwsConfig, provider: ProviderConfig) -> AwsConfig:
+    """The `[aws]` settings as one provider uses them: its own connection keys win."""
+    if not provider.name:
+        return aws
+    return msgspec.structs.replace(
+        aws,
+        region=provider.region or aws.region,
+        profile=provider.profile or aws.profile,
+        credentials_file=provider.credentials_file or aws.credentials_file,
+        role_arn=provider.role_arn or aws.role_arn,
+        external_id=provider.external_id or aws.external_id,
+        endpoint_url=provider.endpoint_url or aws.endpoint_url,
+    )

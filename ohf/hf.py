@@ -9,25 +9,37 @@ one, and the final state is stamped (`mark_ended`) and pruned before it is commi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.catalogue import EMPTY
+from ohf.acquire import ONE_PROVIDER, Placement
+from ohf.catalogue import EMPTY, Catalogue
+from ohf.config import Config
 from ohf.effects import store
-from ohf.effects.circuit import circuit
+from ohf.effects.circuit import circuit, circuits, open_circuits
 from ohf.effects.files import Settings, read_catalogue
 from ohf.effects.intents import Intent
 from ohf.effects.local import local_interpreter
+from ohf.effects.providers import routed
 from ohf.messages import (
     INPUTS,
     ErrorOut,
     TemplatesOut,
 )
-from ohf.model import OhfError, State
+from ohf.model import OhfError, State, Template
 from ohf.outcome import Done
+from ohf.placement import (
+    PROVIDER_SEPARATOR,
+    allowed,
+    effective,
+    providers_of,
+    room_on,
+    total_room,
+)
 from ohf.program import Answer, Program, run
 from ohf.templates import attributes, available, missing_attributes, template_out
 
@@ -46,6 +58,8 @@ class Shell(msgspec.Struct, frozen=True, kw_only=True):
     correlation: str = "local"
     # Done before a state-changing call takes the store lock (e.g. build AWS clients).
     warm: Callable[[], None] | None = None
+    # One interpreter per `[[providers]]` name; empty: `cloud` is the only (`[aws]`) provider.
+    clouds: Mapping[str, Callable[[Intent], Answer]] = {}
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,8 +106,13 @@ def decode_input(call: str, payload: bytes) -> Result[Any, OhfError]:
 
 
 def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, OhfError]:
-    """getAvailableTemplates: templates with derived attributes and units still available."""
-    templates = settings.config.templates
+    """getAvailableTemplates: templates with derived attributes and units still available.
+
+    With several providers a template's `availableNumber` is the sum over the enabled ones it
+    may use; `list_per_provider` adds one entry per provider, `<templateId>.<provider>`.
+    """
+    config = settings.config
+    templates = config.templates
     # The catalogue is read only when some template leaves attributes to derive.
     catalogue = read_catalogue() if any(missing_attributes(t) for t in templates) else EMPTY
     out: list[dict[str, Any]] = []
@@ -101,8 +120,51 @@ def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, Oh
         attrs = attributes(template, catalogue)
         if isinstance(attrs, Failure):
             return attrs
-        out.append(template_out(template, attrs.unwrap(), available(template, state)))
+        if not config.providers:
+            out.append(template_out(template, attrs.unwrap(), available(template, state)))
+            continue
+        room = total_room(template, config.providers, state)
+        out.append(template_out(template, attrs.unwrap(), room))
+        if config.placement.list_per_provider:
+            listed = per_provider(template, config, state, catalogue)
+            if isinstance(listed, Failure):
+                return listed
+            out.extend(listed.unwrap())
     return Success(TemplatesOut(templates=out, message=f"{len(out)} template(s)"))
+
+
+def per_provider(
+    template: Template, config: Config, state: State, catalogue: Catalogue
+) -> Result[list[dict[str, Any]], OhfError]:
+    """The template as each enabled provider it may use runs it, id suffixed by the provider."""
+    out: list[dict[str, Any]] = []
+    for provider in config.providers:
+        if not provider.enabled or not allowed(template, provider):
+            continue
+        view = effective(template, provider)
+        attrs = view.bind(lambda v: attributes(v, catalogue))
+        if isinstance(attrs, Failure):
+            return attrs
+        shown = view.unwrap()
+        body = template_out(shown, attrs.unwrap(), room_on(shown, provider, state))
+        body.pop("providers", None)
+        out.append(
+            {**body, "templateId": f"{template.template_id}{PROVIDER_SEPARATOR}{provider.name}"}
+        )
+    return Success(out)
+
+
+def placement_of(settings: Settings, now: int) -> Placement:
+    """The providers, policy and open circuits a call places new machines by."""
+    config = settings.config
+    if not config.providers:
+        return ONE_PROVIDER
+    return Placement(
+        providers=config.providers,
+        policy=config.placement.policy,
+        failover=config.placement.failover,
+        open_circuits=open_circuits(settings, now),
+    )
 
 
 def _reply(result: Result[Done, OhfError]) -> Reply:
@@ -158,19 +220,44 @@ def _program(
     from ohf import acquire, release, status
     from ohf.fleets import unit_weights
 
-    templates = shell.settings.config.templates
+    config = shell.settings.config
+    templates = config.templates
     if call == "requestMachines":
         return acquire.request_machines(
-            templates, state, message, request_id=shell.new_id("req"), now=shell.now()
+            templates,
+            state,
+            message,
+            request_id=shell.new_id("req"),
+            now=shell.now(),
+            placement=placement_of(shell.settings, shell.now()),
         )
     if call == "getRequestStatus":
         weights = {t.template_id: unit_weights(t) for t in templates}
-        return status.request_status(state, message, weights=weights, now=shell.now())
+        return status.request_status(
+            state,
+            message,
+            weights=weights,
+            now=shell.now(),
+            templates=templates,
+            placement=placement_of(shell.settings, shell.now()) if config.providers else None,
+        )
     if call == "requestReturnMachines":
         return release.return_machines(
             state, message, return_id=shell.new_id("ret"), now=shell.now()
         )
-    return release.return_requests(state, message, now=shell.now())
+    providers = tuple(p.name for p in providers_of(config))
+    return release.return_requests(state, message, now=shell.now(), providers=providers)
+
+
+@contextlib.contextmanager
+def guarded_cloud(shell: Shell) -> Iterator[Callable[[Intent], Answer]]:
+    """The call's cloud behind its breakers: one per provider, routed by `At`."""
+    if not shell.clouds:
+        with circuit(shell.settings, shell.cloud, shell.now) as cloud:
+            yield cloud
+        return
+    with circuits(shell.settings, shell.clouds, shell.now) as clouds:
+        yield routed(clouds, default=next(iter(shell.clouds)))
 
 
 def handle(shell: Shell, call: str, payload: bytes) -> Reply:
@@ -190,7 +277,7 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
                 return error_reply(listing.failure())
             return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
         program = _program(shell, call, loaded.unwrap(), message)
-        with circuit(shell.settings, shell.cloud, shell.now) as cloud:
+        with guarded_cloud(shell) as cloud:
             return _reply(run(program, local_interpreter(_read_only, cloud)))
 
     if shell.warm is not None:
@@ -198,7 +285,7 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
     with store.transaction(shell.settings, owner=shell.correlation) as opened:
         if isinstance(opened, Failure):
             return error_reply(opened.failure())
-        # The breaker is saved under the store's lock, whatever the call's outcome.
-        with circuit(shell.settings, shell.cloud, shell.now) as cloud:
+        # The breakers are saved under the store's lock, whatever the call's outcome.
+        with guarded_cloud(shell) as cloud:
             guarded = msgspec.structs.replace(shell, cloud=cloud)
             return _write_call(guarded, call, message, opened.unwrap())

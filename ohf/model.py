@@ -83,6 +83,9 @@ class Template(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     interface_type: Literal["interface", "efa", "efa-only"] | None = None
     efa_count: Annotated[int, Meta(ge=0, le=32)] | None = None
     provider_api: ProviderApi | None = None
+    # The `[[providers]]` this template may be placed on (all enabled ones when unset);
+    # one name pins it.
+    providers: list[str] | None = None
     # Keys ohf does not know: kept so getAvailableTemplates echoes them unchanged.
     extras: dict[str, Any] = {}
 
@@ -153,6 +156,14 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     # False from the record until requestMachines answers HF: a request still False when another
     # call sees it was cut off (killed), so HF never learnt its id and will never use it.
     answered: bool = True
+    # The `[[providers]]` entry whose account and region hold this request's AWS resources
+    # ("" = the only provider, configured by `[aws]`).
+    provider: str = ""
+    # Set on a part placed on another provider when the first could not take it all: the
+    # HF request id it belongs to (HF knows only that id; its status covers every part).
+    parent: str | None = None
+    # HF chose the provider (`<templateId>.<provider>`): no part goes anywhere else.
+    pinned: bool = False
 
 
 FleetApi = Literal["EC2Fleet", "SpotFleet", "ASG"]

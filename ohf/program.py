@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from returns.result import Result
 
-from ohf.effects.intents import Intent
+from ohf.effects.intents import LOCAL_INTENTS, At, Intent
 from ohf.model import OhfError
 
 T = TypeVar("T")
@@ -34,3 +34,25 @@ def perform(intent: Intent) -> Generator[Intent, Answer, Answer]:
     """Yield one intent and return its answer: `answer = yield from perform(X(...))`."""
     answer = yield intent
     return answer
+
+
+def on(provider: str, program: Program[T]) -> Program[T]:
+    """`program` with each cloud intent addressed to `provider` (`At`); "" leaves them bare.
+
+    The core's programs never name an account: the multi-provider steps run them `on` the
+    provider a request lives in, and the routing interpreter does the rest.
+    """
+    if not provider:
+        return (yield from program)
+    try:
+        intent = next(program)
+        while True:
+            wrapped: Intent = (
+                intent
+                if isinstance(intent, (*LOCAL_INTENTS, At))
+                else At(provider=provider, intent=intent)
+            )
+            answer = yield wrapped
+            intent = program.send(answer)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ from ohf.messages import (
 from ohf.model import (
     ENDED_STATES,
     TERMINAL_STATES,
+    Instance,
     InstanceState,
     Machine,
     OhfError,
@@ -36,7 +37,7 @@ from ohf.model import (
     State,
 )
 from ohf.outcome import Done
-from ohf.program import Answer
+from ohf.program import Answer, on, perform
 from ohf.status import clean_up_finished, machines_by_id
 
 # States in which HF has lost (or is losing) the host without having asked for it back.
@@ -112,7 +113,7 @@ def lower_fleets(
             continue
         target = max(request.fleet_target - units, 0)
         intent, lowered = set_target(request, target)
-        answer = yield intent
+        answer = yield from on(request.provider, perform(intent))
         if isinstance(answer, Failure):
             error = OhfError(
                 message=(
@@ -132,23 +133,25 @@ def terminate_all(
 ) -> Generator[Intent, Answer, tuple[dict[str, InstanceState], OhfError | None]]:
     """Terminate `ids`: in their Auto Scaling group (lowering it) or with TerminateInstances."""
     index = machines_by_id(state)
-    by_group: dict[str, list[str]] = {}
-    plain: list[str] = []
+    by_group: dict[tuple[str, str], list[str]] = {}
+    plain: dict[str, list[str]] = {}
     for machine_id in ids:
         request = state.requests[index[machine_id][0]]
         if request.provider_api == "ASG" and request.fleet_id and not request.cleaned_up:
-            by_group.setdefault(request.fleet_id, []).append(machine_id)
+            by_group.setdefault((request.provider, request.fleet_id), []).append(machine_id)
         else:
-            plain.append(machine_id)
-    batches: list[TerminateInGroup | TerminateInstances] = [
-        TerminateInGroup(group=group, instance_ids=tuple(members))
-        for group, members in sorted(by_group.items())
+            plain.setdefault(request.provider, []).append(machine_id)
+    # Each machine is terminated in the account and region its request lives in.
+    batches: list[tuple[str, TerminateInGroup | TerminateInstances]] = [
+        (provider, TerminateInGroup(group=group, instance_ids=tuple(members)))
+        for (provider, group), members in sorted(by_group.items())
+    ] + [
+        (provider, TerminateInstances(instance_ids=tuple(members)))
+        for provider, members in sorted(plain.items())
     ]
-    if plain:
-        batches.append(TerminateInstances(instance_ids=tuple(plain)))
     states: dict[str, InstanceState] = {}
-    for batch in batches:
-        answer = yield batch
+    for provider, batch in batches:
+        answer = yield from on(provider, perform(batch))
         if isinstance(answer, Failure):
             what = (
                 "TerminateInstanceInAutoScalingGroup"
@@ -250,23 +253,37 @@ def grace_period(signal: SpotSignal, now: int) -> int:
 
 
 def spot_signals(
-    index: Mapping[str, tuple[str, Machine]], running: list[str]
+    index: Mapping[str, tuple[str, Machine]],
+    running: list[str],
+    providers: Mapping[str, str] | None = None,
 ) -> Generator[Intent, Answer, tuple[dict[str, SpotSignal], str]]:
-    """Interruption/rebalance notices for the running spot machines among `running`."""
-    spot = tuple(sorted(i for i in running if i in index and index[i][1].lifecycle == "spot"))
-    if not spot:
-        return {}, ""
-    answer = yield DescribeSpotSignals(instance_ids=spot)
-    if isinstance(answer, Failure):
-        return {}, f"spot notices not checked ({answer.failure().message})"
-    signals: tuple[SpotSignal, ...] = answer.unwrap()
-    return {s.instance_id: s for s in signals}, ""
+    """Interruption/rebalance notices for the running spot machines among `running`.
+
+    `providers` names each machine's provider (absent: the only one); one call per provider.
+    """
+    spot = sorted(i for i in running if i in index and index[i][1].lifecycle == "spot")
+    by_provider: dict[str, list[str]] = {}
+    for machine_id in spot:
+        by_provider.setdefault((providers or {}).get(machine_id, ""), []).append(machine_id)
+    found: dict[str, SpotSignal] = {}
+    notes: list[str] = []
+    for provider, members in sorted(by_provider.items()):
+        answer = yield from on(provider, perform(DescribeSpotSignals(instance_ids=tuple(members))))
+        if isinstance(answer, Failure):
+            notes.append(f"spot notices not checked ({answer.failure().message})")
+            continue
+        signals: tuple[SpotSignal, ...] = answer.unwrap()
+        found.update((s.instance_id, s) for s in signals)
+    return found, "; ".join(notes)
 
 
 def return_requests(
-    state: State, ask: ReturnRequestsIn, *, now: int = 0
+    state: State, ask: ReturnRequestsIn, *, now: int = 0, providers: tuple[str, ...] = ("",)
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
-    """The getReturnRequests program: which of HF's hosts the cloud is taking or has taken."""
+    """The getReturnRequests program: which of HF's hosts the cloud is taking or has taken.
+
+    `providers` are the names of every configured provider ("" alone: the `[aws]` one).
+    """
     index = machines_by_id(state)
     by_name = ids_by_name(index)
     # Without HF's list: every machine HF was given (succeed) and did not give back, including
@@ -290,14 +307,24 @@ def return_requests(
         return Success(
             Done(reply=ReturnRequestsOut(requests=[], message=_note(unnamed)), state=state)
         )
-    answer = yield DescribeInstances(instance_ids=tuple(sorted(candidates)))
-    if isinstance(answer, Failure):
-        return Failure(
-            OhfError(message=f"DescribeInstances failed: {answer.failure().message}", code="aws")
-        )
-    seen = {i.instance_id: i for i in answer.unwrap()}
+    # Each machine is looked for where its request lives; ids ohf does not know, everywhere.
+    where = {mid: state.requests[index[mid][0]].provider for mid in candidates if mid in index}
+    asked: dict[str, list[str]] = {}
+    for mid in sorted(candidates):
+        for provider in (where[mid],) if mid in where else providers:
+            asked.setdefault(provider, []).append(mid)
+    seen: dict[str, Instance] = {}
+    for provider, members in sorted(asked.items()):
+        answer = yield from on(provider, perform(DescribeInstances(instance_ids=tuple(members))))
+        if isinstance(answer, Failure):
+            return Failure(
+                OhfError(
+                    message=f"DescribeInstances failed: {answer.failure().message}", code="aws"
+                )
+            )
+        seen.update((i.instance_id, i) for i in answer.unwrap())
     running = [m for m in candidates if m in seen and seen[m].state not in LOST_STATES]
-    signals, signal_note = yield from spot_signals(index, running)
+    signals, signal_note = yield from spot_signals(index, running, where)
     lost = [
         ReclaimOut(
             machine=name or (index[mid][1].name if mid in index else "") or mid,

@@ -8,6 +8,7 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
+from ohf.acquire import Placement, fails_over, place
 from ohf.effects.intents import (
     DescribeFleets,
     DescribeInstances,
@@ -28,9 +29,12 @@ from ohf.model import (
     RequestStatus,
     ReturnRequest,
     State,
+    Template,
 )
 from ohf.outcome import Done
-from ohf.program import Answer
+from ohf.placement import candidates, label
+from ohf.program import Answer, on
+from ohf.templates import find_template
 
 # DescribeInstances is eventually consistent: a just-launched instance can be missing for a
 # while. Within this window a missing, never-seen-running machine is not declared gone.
@@ -431,8 +435,122 @@ def clean_up_finished(state: State, request_ids: Iterable[str]) -> Generator[Int
     updated = dict(state.requests)
     for rid in request_ids:
         if cleanup_due(updated[rid]):
-            updated[rid] = yield from clean_up(updated[rid])
+            updated[rid] = yield from on(updated[rid].provider, clean_up(updated[rid]))
     return msgspec.structs.replace(state, requests=updated)
+
+
+def parts_index(state: State) -> dict[str, list[Request]]:
+    """The parts placed on other providers, by the HF request id they belong to, in order."""
+    out: dict[str, list[Request]] = {}
+    for request in state.requests.values():
+        if request.parent is not None:
+            out.setdefault(request.parent, []).append(request)
+    for parts in out.values():
+        parts.sort(key=lambda r: (r.created_at, len(r.request_id), r.request_id))
+    return out
+
+
+def hf_parts(state: State, request_id: str, index: Mapping[str, list[Request]]) -> list[Request]:
+    """The HF request and every part of it, first part first."""
+    return [state.requests[request_id], *index.get(request_id, [])]
+
+
+def combined_status(parts: list[Request]) -> tuple[RequestStatus, str]:
+    """One HF status over a request's parts: running while any runs, complete if all are."""
+    if len(parts) == 1:
+        return acquire_status(parts[0])
+    statuses = [acquire_status(p) for p in parts]
+    status: RequestStatus = (
+        "running"
+        if any(s == "running" for s, _ in statuses)
+        else "complete"
+        if all(s == "complete" for s, _ in statuses)
+        else "complete_with_error"
+    )
+    message = "; ".join(
+        f"{label(p.provider)}: {m}" for p, (_, m) in zip(parts, statuses, strict=True) if m
+    )
+    return status, message
+
+
+def observe_group(
+    state: State,
+    request_ids: list[str],
+    cut: list[str],
+    weights: Mapping[str, Mapping[str, int]],
+    now: int,
+) -> Generator[Intent, Answer, tuple[State, str]]:
+    """One provider's share of a poll: one describe, fleets, cut-off requests, clean-ups."""
+    answer = yield DescribeInstances(request_ids=tuple(request_ids))
+    if isinstance(answer, Failure):
+        return state, f"AWS did not answer ({answer.failure().message}); last known state shown"
+    new_state = apply_observations(state, request_ids, answer.unwrap(), weights, now)
+    new_state, fleet_note = yield from follow_fleets(new_state, request_ids)
+    new_state = restatus(new_state, request_ids)
+    new_state = yield from end_cut_off(new_state, cut, now)
+    new_state = yield from clean_up_finished(new_state, request_ids)
+    return new_state, fleet_note
+
+
+def spill_over(
+    state: State,
+    request_ids: list[str],
+    templates: tuple[Template, ...],
+    placement: Placement,
+    now: int,
+) -> Generator[Intent, Answer, State]:
+    """Place what a fleet that stopped short (capacity, quota) could not, on the next provider.
+
+    A fleet fills after requestMachines answered, so its shortfall is only known at a poll:
+    the rest becomes a new part of the same HF request on a provider it does not use yet.
+    """
+    index = parts_index(state)
+    for rid in request_ids:
+        root = state.requests[rid]
+        if root.parent is not None or root.pinned:
+            continue
+        parts = hf_parts(state, rid, index)
+        last = parts[-1]
+        short = last.machine_count - live_units(last)
+        if (
+            last.provider_api == "RunInstances"
+            or not last.fleet_done
+            or last.status != "complete_with_error"
+            or short <= 0
+            or not fails_over(OhfError(message=last.message, code="fleet"))
+        ):
+            continue
+        template = find_template(templates, root.template_id)
+        if template is None:
+            continue
+        used = {p.provider for p in parts}
+        order = tuple(
+            name
+            for name in candidates(
+                template, placement.providers, state, placement.open_circuits, placement.policy
+            )
+            if name not in used
+        )
+        if not order:
+            continue
+        placed = yield from place(
+            template,
+            state,
+            placement,
+            order,
+            request_id=rid,
+            count=short,
+            now=now,
+            parent=rid,
+            first_part=len(parts) + 1,
+            previous=last,
+        )
+        if isinstance(placed, Success):
+            state = placed.unwrap()[0]
+            state = restatus(
+                state, [p.request_id for p in hf_parts(state, rid, parts_index(state))]
+            )
+    return state
 
 
 def request_status(
@@ -441,8 +559,14 @@ def request_status(
     *,
     weights: Mapping[str, Mapping[str, int]],
     now: int,
+    templates: tuple[Template, ...] = (),
+    placement: Placement | None = None,
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
-    """The getRequestStatus program: one describe for every request asked about."""
+    """The getRequestStatus program: one describe per provider for every request asked about.
+
+    A request placed on several providers is observed in each, reported as one, and (with
+    `placement`) a fleet part that stopped short hands the rest to the next provider.
+    """
     ids = list(unique(r.request_id for r in ask.requests))
     acquire_ids = [i for i in ids if i in state.requests]
     return_ids = [i for i in ids if i in state.returns and i not in state.requests]
@@ -450,42 +574,58 @@ def request_status(
     owners = {
         index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index
     }
+    parts = parts_index(state)
+    asked_parts = {p.request_id for rid in acquire_ids for p in parts.get(rid, [])}
     # Requests whose requestMachines was killed before answering: HF will never ask about them.
     cut = {rid for rid, r in state.requests.items() if not r.answered and not settled(r)}
     # A finished request whose machines are all gone has nothing left to learn from AWS.
     to_observe = sorted(
-        rid for rid in set(acquire_ids) | owners | cut if not settled(state.requests[rid])
+        rid
+        for rid in set(acquire_ids) | asked_parts | owners | cut
+        if not settled(state.requests[rid])
     )
-    stale = ""
+    by_provider: dict[str, list[str]] = {}
+    for rid in to_observe:
+        by_provider.setdefault(state.requests[rid].provider, []).append(rid)
+    notes: dict[str, str] = {}
     new_state = state
-    if to_observe:
-        answer = yield DescribeInstances(request_ids=tuple(to_observe))
-        if isinstance(answer, Failure):
-            stale = f"AWS did not answer ({answer.failure().message}); last known state shown"
-        else:
-            new_state = apply_observations(state, to_observe, answer.unwrap(), weights, now)
-            new_state, fleet_note = yield from follow_fleets(new_state, to_observe)
-            new_state = restatus(new_state, to_observe)
-            new_state = yield from end_cut_off(new_state, sorted(cut), now)
-            new_state = yield from clean_up_finished(new_state, to_observe)
-            stale = fleet_note
+    for provider, rids in sorted(by_provider.items()):
+        group_cut = sorted(cut.intersection(rids))
+        new_state, notes[provider] = yield from on(
+            provider, observe_group(new_state, rids, group_cut, weights, now)
+        )
+    if placement is not None and placement.failover:
+        new_state = yield from spill_over(new_state, acquire_ids, templates, placement, now)
     new_state = settle_returns(new_state, return_ids)
     new_index = machines_by_id(new_state)
+    new_parts = parts_index(new_state)
+
+    def stale(providers: Iterable[str]) -> str:
+        found = [(p, notes[p]) for p in unique(providers) if notes.get(p)]
+        if len(by_provider) <= 1:
+            return "; ".join(n for _, n in found)
+        return "; ".join(f"provider {label(p)}: {n}" for p, n in found)
+
     out: list[RequestStatusOut] = []
     for rid in ids:
         if rid in new_state.requests:
-            request = new_state.requests[rid]
-            status, message = acquire_status(request)
+            request_parts = hf_parts(new_state, rid, new_parts)
+            status, message = combined_status(request_parts)
+            note = stale(p.provider for p in request_parts)
             out.append(
                 RequestStatusOut(
                     request_id=rid,
                     status=status,
-                    message="; ".join(x for x in (message, stale) if x),
-                    machines=[machine_out(m, acquire_result(m)) for m in request.machines],
+                    message="; ".join(x for x in (message, note) if x),
+                    machines=[
+                        machine_out(m, acquire_result(m)) for p in request_parts for m in p.machines
+                    ],
                 )
             )
         elif rid in new_state.returns:
             out.append(return_status(new_state.returns[rid], new_index))
         else:
             out.append(unknown_request(rid))
-    return Success(Done(reply=RequestsStatusOut(requests=out, message=stale), state=new_state))
+    return Success(
+        Done(reply=RequestsStatusOut(requests=out, message=stale(notes)), state=new_state)
+    )

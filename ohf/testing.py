@@ -3,6 +3,10 @@
 `fake_provider(templates, state_dir)` gives a `FakeProvider`; `call(provider, name, body)` runs
 one HF call through `ohf.hf.handle` exactly as the CLI does, with the JSON file store in
 `state_dir` and the in-memory cloud of `provider.ref` instead of AWS.
+
+`fake_providers(templates, state_dir, providers)` does the same for a config with several
+`[[providers]]`: one fake cloud each (`refs[name]`), with instance ids and addresses that do
+not collide between them, as real accounts' do not.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from ohf.config import Config
+from ohf.config import Config, PlacementConfig, ProviderConfig
 from ohf.effects import fake
 from ohf.effects.files import Settings
 from ohf.hf import Reply, Shell, handle
@@ -59,3 +63,70 @@ def call(provider: FakeProvider, name: str, body: Any) -> tuple[int, Any]:
     payload = body if isinstance(body, bytes) else msgspec.json.encode(body)
     reply: Reply = handle(provider.shell, name, payload)
     return reply.exit_code, msgspec.json.decode(reply.body)
+
+
+class FakeProviders(msgspec.Struct, frozen=True, kw_only=True):
+    """Several providers, each with its own fake cloud, behind one shell."""
+
+    shell: Shell
+    refs: dict[str, fake.CloudRef]
+
+
+# Instance serials each further fake cloud starts from: ids and 10.0.x.y addresses stay apart.
+_SERIAL_STRIDE = 31_250
+
+
+def fake_providers(
+    templates: Iterable[Template],
+    state_dir: str | Path,
+    providers: Iterable[ProviderConfig],
+    *,
+    placement: PlacementConfig | None = None,
+    clouds: dict[str, fake.FakeCloud] | None = None,
+    now: int = 1_700_000_000,
+) -> FakeProviders:
+    """A multi-provider shell over `templates`; `clouds` may give some providers' fake clouds."""
+    listed = tuple(providers)
+    refs = {
+        p.name: fake.CloudRef(
+            cloud=(clouds or {}).get(p.name)
+            or msgspec.structs.replace(fake.new_cloud(now=now), counter=_SERIAL_STRIDE * i)
+        )
+        for i, p in enumerate(listed)
+    }
+    first = refs[listed[0].name]
+    counter = itertools.count(1)
+    settings = Settings(
+        config=Config(
+            templates=tuple(templates),
+            providers=listed,
+            placement=placement or PlacementConfig(),
+        ),
+        source="<test>",
+        conf_dir=str(state_dir),
+        state_path=str(Path(state_dir) / "ohf-state.json"),
+        log_path=None,
+    )
+    clouds_by_name = {name: fake.interpreter(ref) for name, ref in refs.items()}
+    shell = Shell(
+        settings=settings,
+        cloud=clouds_by_name[listed[0].name],
+        clouds=clouds_by_name,
+        # Every cloud shares the first one's clock: tests move them together.
+        now=lambda: first.cloud.now,
+        new_id=lambda prefix: f"{prefix}-{next(counter):08d}",
+    )
+    return FakeProviders(shell=shell, refs=refs)
+
+
+def advance(refs: dict[str, fake.CloudRef], seconds: int) -> None:
+    """Move every fake cloud's clock on by `seconds` (their instances progress on describe)."""
+    for ref in refs.values():
+        ref.cloud = msgspec.structs.replace(ref.cloud, now=ref.cloud.now + seconds)
+
+
+def call_all(providers: FakeProviders, name: str, body: Any) -> tuple[int, Any]:
+    """`call` for a `FakeProviders`."""
+    return call(
+        FakeProvider(shell=providers.shell, ref=next(iter(providers.refs.values()))), name, body
+    )

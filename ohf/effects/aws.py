@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -191,13 +192,26 @@ def warm(clients: ClientGetter, service: str = "ec2") -> None:
 
 
 def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
-    """A function giving one boto3 client per service, made on first use."""
+    """A function giving one boto3 client per service, made on first use.
+
+    With `role_arn` the clients share one session whose credentials come from STS AssumeRole,
+    so the role is assumed once (on the first AWS call) for all of them, and again only when
+    the temporary credentials near their expiry (a long-lived process such as `ohf serve`).
+    """
     cache: dict[str, Any] = {}
+    session: list[Any] = []
+    lock = threading.Lock()  # `ohf serve` makes clients from worker threads
 
     def get(service: str) -> Any:
-        if service not in cache:
-            cache[service] = _make_client(config, service, on_call)
-        return cache[service]
+        with lock:
+            if service not in cache:
+                if config.role_arn is None:
+                    cache[service] = _make_client(config, service, on_call)
+                else:
+                    if not session:
+                        session.append(assumed_session(config, on_call))
+                    cache[service] = _make_client(config, service, on_call, session[0])
+            return cache[service]
 
     return get
 
@@ -206,32 +220,106 @@ def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
 RETRIED_SERVICES = frozenset({"ec2", "ssm", "autoscaling"})
 
 
-def _make_client(config: AwsConfig, service: str, on_call: CallHook | None) -> Any:
-    import boto3
+def _botocore_config(config: AwsConfig, service: str) -> Any:
     import botocore.config
-    import botocore.session
 
-    core = botocore.session.Session()
-    if config.credentials_file:
-        core.set_config_variable("credentials_file", config.credentials_file)
-    session = boto3.session.Session(
-        botocore_session=core, profile_name=config.profile, region_name=config.region
-    )
     # One attempt per botocore call where ohf retries (its backoff, budget and breaker see
-    # every failure); botocore's standard retries elsewhere (the DynamoDB store).
+    # every failure); botocore's standard retries elsewhere (the DynamoDB store, STS).
     retries: dict[str, Any] = (
         {"total_max_attempts": 1, "mode": "standard"}
         if service in RETRIED_SERVICES
         else {"max_attempts": config.max_attempts, "mode": "standard"}
     )
-    client: Any = session.client(
-        service,
-        endpoint_url=config.endpoint_url,
-        config=botocore.config.Config(
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            retries=retries,
-        ),
+    return botocore.config.Config(
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        retries=retries,
+    )
+
+
+def source_session(config: AwsConfig) -> Any:
+    """A boto3 session with the configured credentials: the profile (in `credentials_file`, if
+    set), else the default chain (environment, shared files, instance or container role)."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    if config.credentials_file:
+        core.set_config_variable("credentials_file", config.credentials_file)
+    return boto3.session.Session(
+        botocore_session=core, profile_name=config.profile, region_name=config.region
+    )
+
+
+def assume_role_params(config: AwsConfig) -> dict[str, str]:
+    """AssumeRole's arguments besides the role: the session name and the external id, if any."""
+    params = {"RoleSessionName": config.role_session_name}
+    if config.external_id:
+        params["ExternalId"] = config.external_id
+    return params
+
+
+def assumed_credentials(config: AwsConfig, source: Any, on_call: CallHook | None) -> Any:
+    """Credentials of `config.role_arn`, assumed with `source`'s credentials on first use and
+    refreshed before they expire; STS is asked in the config's region, at its endpoint."""
+    from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    credentials = source.get_credentials()
+    if credentials is None:
+        raise NoCredentialsError()
+    region = config.region or source.region_name
+
+    def sts(service: str, **keys: Any) -> Any:
+        client = source.client(
+            service,
+            region_name=region,
+            endpoint_url=config.endpoint_url,
+            config=_botocore_config(config, service),
+            **keys,
+        )
+        if on_call is not None:
+            client.meta.events.register("before-call", lambda model, **_: on_call(model.name))
+        return client
+
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=sts,
+        source_credentials=credentials,
+        role_arn=config.role_arn,
+        extra_args=assume_role_params(config),
+    )
+
+    def fetch() -> Any:
+        try:
+            return fetcher.fetch_credentials()
+        except ClientError as exc:
+            # The refusal surfaces from whichever call needed credentials: say which role.
+            exc.ohf_role_arn = config.role_arn
+            raise
+
+    return DeferredRefreshableCredentials(refresh_using=fetch, method="assume-role")
+
+
+def assumed_session(config: AwsConfig, on_call: CallHook | None) -> Any:
+    """A boto3 session whose credentials are `config.role_arn`'s (see `assumed_credentials`)."""
+    import boto3
+    import botocore.session
+
+    source = source_session(config)
+    core = botocore.session.Session()
+    # botocore has no public setter for refreshable credentials; this is the attribute its
+    # own `get_credentials` caches them in, so every client of the session uses them.
+    core._credentials = assumed_credentials(config, source, on_call)
+    return boto3.session.Session(
+        botocore_session=core, region_name=config.region or source.region_name
+    )
+
+
+def _make_client(
+    config: AwsConfig, service: str, on_call: CallHook | None, session: Any = None
+) -> Any:
+    client: Any = (session or source_session(config)).client(
+        service, endpoint_url=config.endpoint_url, config=_botocore_config(config, service)
     )
     if on_call is not None:
         client.meta.events.register("before-call", lambda model, **_: on_call(model.name))
@@ -272,6 +360,7 @@ _AUTOSCALING_OPERATIONS = frozenset(
     }
 )
 _SSM_OPERATIONS = frozenset({"GetParameter", "GetParameters"})
+_STS_OPERATIONS = frozenset({"AssumeRole", "GetCallerIdentity"})
 # AWS names the denied action in the message: "... is not authorized to perform: ec2:RunInstances".
 _DENIED_ACTION = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
 _MESSAGE_KEPT = 300
@@ -286,7 +375,33 @@ def iam_action(operation: str, message: str = "") -> str:
         return f"autoscaling:{operation}"
     if operation in _SSM_OPERATIONS:
         return f"ssm:{operation}"
+    if operation in _STS_OPERATIONS:
+        return f"sts:{operation}"
     return f"ec2:{operation}"
+
+
+def _assume_role_error(operation: str, code: str, text: str, role: str) -> OhfError:
+    """A refused AssumeRole, whichever call needed the role's credentials."""
+    if code in PERMISSION_CODES:
+        hint = (
+            "the role's trust policy must allow the identity ohf runs as (with the configured "
+            "external_id, if the policy asks for one), and that identity needs sts:AssumeRole "
+            "on the role"
+        )
+    elif code in CREDENTIAL_CODES:
+        hint = (
+            "AWS rejected the credentials used to assume it: check the profile/credentials_file, "
+            "the environment's keys or the instance role, and that they have not expired"
+        )
+    else:
+        hint = "AWS refused the role"
+    return OhfError(
+        message=(
+            f"{operation}: cannot assume role {role} (sts:AssumeRole, {code}): {hint}. "
+            f"AWS: {text[:_MESSAGE_KEPT]}"
+        ),
+        code=code,
+    )
 
 
 def _client_error(operation: str, exc: Any) -> OhfError:
@@ -295,6 +410,9 @@ def _client_error(operation: str, exc: Any) -> OhfError:
     text = str(err.get("Message", ""))
     status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
     api = str(getattr(exc, "operation_name", "") or operation)
+    role = getattr(exc, "ohf_role_arn", None)
+    if api == "AssumeRole" and role and code not in TRANSIENT_CODES and status < 500:
+        return _assume_role_error(operation, code, text, str(role))
     if code in PERMISSION_CODES:
         action = iam_action(api, text)
         return OhfError(

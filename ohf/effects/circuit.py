@@ -5,6 +5,9 @@ HF runs one process per call, so the breakers live in a small JSON file next to 
 changed. Write calls do this under the store's lock; getReturnRequests without it (two calls at
 once may lose one outcome: the breaker is advisory, that is harmless). With the DynamoDB store
 each host keeps its own breaker file. An unreadable file counts as all breakers closed.
+
+Each `[[providers]]` entry has its own breaker (`provider:<name>`), so an account or region
+that throttles or fails is skipped by placement (`open_circuits`) while the others serve.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ohf.breaker import CLOSED, Breaker, allows, is_transient, open_error, recor
 from ohf.config import AwsConfig
 from ohf.effects.files import Settings
 from ohf.effects.intents import Intent
+from ohf.placement import providers_of
 from ohf.program import Answer, Interpreter
 
 log = logging.getLogger("ohf.breaker")
@@ -31,7 +35,7 @@ BREAKER_FILE = "ohf-breaker.json"
 
 
 class BreakerFile(msgspec.Struct, frozen=True, kw_only=True):
-    """The file's content: one breaker per endpoint or region."""
+    """The file's content: one breaker per provider (the `[aws]` shorthand's: per endpoint)."""
 
     breakers: dict[str, Breaker] = {}
 
@@ -106,6 +110,39 @@ def guarded(
     return interpret
 
 
+def breaker_key(name: str, config: AwsConfig, env: Mapping[str, str]) -> str:
+    """The breaker a provider has: `provider:<name>`; the `[aws]` shorthand ("") keeps the
+    endpoint's (so a site that adds no `[[providers]]` keeps its breaker file as it was)."""
+    return f"provider:{name}" if name else endpoint_key(config, env)
+
+
+@contextlib.contextmanager
+def circuits(
+    settings: Settings,
+    clouds: Mapping[str, Interpreter],
+    now: Callable[[], int],
+    env: Mapping[str, str] | None = None,
+) -> Iterator[dict[str, Interpreter]]:
+    """Each provider's interpreter behind its own breaker for the block (one provider refusing
+    calls leaves the others open); the changed breakers are saved together at its end."""
+    config = settings.config.aws
+    environ = os.environ if env is None else env
+    keys = {name: breaker_key(name, config, environ) for name in clouds}
+    path = breaker_path(settings)
+    breakers = load(path)
+    start = {name: breakers.get(key, CLOSED) for name, key in keys.items()}
+    cells = {name: [breaker] for name, breaker in start.items()}
+    try:
+        yield {
+            name: guarded(cloud, keys[name], config, now, cells[name])
+            for name, cloud in clouds.items()
+        }
+    finally:
+        changed = {keys[n]: cells[n][0] for n in clouds if cells[n][0] != start[n]}
+        if changed:
+            save(path, {**breakers, **changed})
+
+
 @contextlib.contextmanager
 def circuit(
     settings: Settings,
@@ -114,14 +151,19 @@ def circuit(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Interpreter]:
     """`cloud` behind its endpoint's breaker for the block; the breaker is saved at its end."""
-    config = settings.config.aws
-    key = endpoint_key(config, os.environ if env is None else env)
-    path = breaker_path(settings)
-    breakers = load(path)
-    start = breakers.get(key, CLOSED)
-    cell = [start]
-    try:
-        yield guarded(cloud, key, config, now, cell)
-    finally:
-        if cell[0] != start:
-            save(path, {**breakers, key: cell[0]})
+    with circuits(settings, {"": cloud}, now, env) as guarded_clouds:
+        yield guarded_clouds[""]
+
+
+def open_circuits(
+    settings: Settings, now: int, env: Mapping[str, str] | None = None
+) -> frozenset[str]:
+    """The providers whose breaker refuses calls at `now` (open, cool-down not over)."""
+    config = settings.config
+    environ = os.environ if env is None else env
+    breakers = load(breaker_path(settings))
+    return frozenset(
+        p.name
+        for p in providers_of(config)
+        if not allows(breakers.get(breaker_key(p.name, config.aws, environ), CLOSED), now)
+    )

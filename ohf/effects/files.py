@@ -26,6 +26,7 @@ from ohf.config import (
     merge_templates,
 )
 from ohf.model import OhfError
+from ohf.placement import check_providers
 
 STATE_FILE = "ohf-state.json"
 SQLITE_FILE = "ohf-state.sqlite"
@@ -130,6 +131,10 @@ def _load_ohf(path: Path, env: Mapping[str, str]) -> Result[Settings, OhfError]:
         if isinstance(merged, Failure):
             return merged
         config = merged.unwrap()
+    checked = check_providers(config)
+    if isinstance(checked, Failure):
+        error = checked.failure()
+        return Failure(msgspec.structs.replace(error, message=f"{path}: {error.message}"))
     return Success(_settings(config, str(path), base, env))
 
 

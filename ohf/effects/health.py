@@ -1,9 +1,11 @@
 """`ohf health`: check, against the real cloud, that the provider can work, and say what cannot.
 
-Checks the region, the credentials (STS GetCallerIdentity; an EC2 call if STS is unreachable),
-each template's image (AMI id or SSM parameter), subnets, security groups and instance types,
-and that the state store is readable. Each check is one row (check, target, ok, detail); the
-rows print as a table or as JSON, and any failed row makes the exit code 1.
+For each provider (each `[[providers]]` entry, or `[aws]` alone): the region, the credentials
+(STS GetCallerIdentity; an EC2 call if STS is unreachable), the role when one is assumed, and
+each template it may run, as the provider sees it: image (AMI id or SSM parameter), subnets,
+security groups and instance types. Then that the state store is readable. A disabled provider
+is listed, not checked. Each check is one row (provider, check, target, ok, detail); the rows
+print as a table or as JSON, and any failed row makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -12,28 +14,40 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+from returns.result import Failure
 
+from ohf.config import AwsConfig, ProviderConfig, provider_aws
 from ohf.effects.files import Settings
 from ohf.model import Template
+from ohf.placement import allowed, effective, label, providers_of
 from ohf.templates import instance_types, security_groups, subnets
 
 Clients = Callable[[str], Any]
+# The boto3 clients of one provider's AWS settings (`ohf.effects.aws.client_getter`).
+ClientsFor = Callable[[AwsConfig], Clients]
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
-    """One health verdict: what was checked, on what, whether it is fine, and why not."""
+    """One health verdict: what was checked, on what, whether it is fine, and why not.
+
+    `provider` names the provider checked (its label: "aws" for `[aws]` alone), None for
+    checks of ohf itself (the store); `skipped` marks a disabled provider, not checked.
+    """
 
     check: str
     target: str
     ok: bool
     detail: str = ""
+    provider: str | None = None
+    skipped: bool = False
 
 
 class Report(msgspec.Struct, frozen=True, kw_only=True):
-    """All verdicts; `ok` when every one is."""
+    """All verdicts; `ok` when every one is. `providers`: the providers' labels, in order."""
 
     ok: bool
     checks: list[Check]
+    providers: list[str] = []
 
 
 def _error(exc: Exception) -> str:
@@ -79,6 +93,11 @@ def credentials(clients: Clients) -> Check:
             return f"EC2 reachable (STS not: {_error(exc)})"
 
     return _attempt("credentials", "sts", identity)
+
+
+def assumed_role(clients: Clients, role_arn: str) -> Check:
+    """That the role can be assumed: GetCallerIdentity with its credentials names it."""
+    return _attempt("role", role_arn, lambda: str(clients("sts").get_caller_identity()["Arn"]))
 
 
 def _image(clients: Clients, image: str) -> str:
@@ -186,22 +205,84 @@ def store_check(settings: Settings) -> Check:
     )
 
 
-def report(settings: Settings, clients: Clients) -> Report:
-    """Every check, in order: region, credentials, templates, store."""
-    checks = [region(clients), credentials(clients)]
+def provider_checks(
+    settings: Settings, provider: ProviderConfig, clients_for: ClientsFor
+) -> list[Check]:
+    """One provider's rows: region, credentials (and role), and its view of each template it
+    may run; a disabled provider is one skipped row."""
+    name = label(provider.name)
+    if not provider.enabled:
+        return [
+            Check(
+                check="provider",
+                target=name,
+                ok=True,
+                detail="disabled (enabled = false): not checked",
+                provider=name,
+                skipped=True,
+            )
+        ]
+    aws = provider_aws(settings.config.aws, provider)
+    clients = clients_for(aws)
+    rows = [region(clients)]
+    if aws.role_arn:
+        # Who assumes the role, then the role: a refusal shows which of the two is wrong.
+        rows.append(credentials(clients_for(msgspec.structs.replace(aws, role_arn=None))))
+        rows.append(assumed_role(clients, aws.role_arn))
+    else:
+        rows.append(credentials(clients))
     for template in settings.config.templates:
-        checks += template_checks(clients, template)
+        if not allowed(template, provider):
+            continue
+        view = effective(template, provider)
+        if isinstance(view, Failure):
+            rows.append(
+                Check(
+                    check="template",
+                    target=template.template_id,
+                    ok=False,
+                    detail=view.failure().message,
+                )
+            )
+            continue
+        rows += template_checks(clients, view.unwrap())
+    return [msgspec.structs.replace(row, provider=name) for row in rows]
+
+
+def report(settings: Settings, clients_for: ClientsFor) -> Report:
+    """Every check, in order: each provider's (region, credentials, templates), then the store."""
+    providers = providers_of(settings.config)
+    checks: list[Check] = []
+    for provider in providers:
+        checks += provider_checks(settings, provider, clients_for)
     checks.append(store_check(settings))
-    return Report(ok=all(c.ok for c in checks), checks=checks)
+    return Report(
+        ok=all(c.ok for c in checks),
+        checks=checks,
+        providers=[label(p.name) for p in providers],
+    )
 
 
 def table(result: Report) -> str:
     """The report as an aligned text table, with a closing verdict line."""
-    rows = [("CHECK", "TARGET", "RESULT", "DETAIL")] + [
-        (c.check, c.target, "ok" if c.ok else "FAIL", c.detail) for c in result.checks
+    # The provider column only when there is more than the `[aws]` one to tell apart.
+    named = result.providers not in ([], ["aws"])
+    head = ("PROVIDER",) if named else ()
+    rows = [(*head, "CHECK", "TARGET", "RESULT", "DETAIL")] + [
+        (
+            *((c.provider or "-",) if named else ()),
+            c.check,
+            c.target,
+            "skipped" if c.skipped else "ok" if c.ok else "FAIL",
+            c.detail,
+        )
+        for c in result.checks
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]).rstrip() for r in rows]
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
+    lines = [
+        "  ".join([*(r[i].ljust(widths[i]) for i in range(last)), r[last]]).rstrip() for r in rows
+    ]
     failed = sum(not c.ok for c in result.checks)
     lines.append("healthy" if result.ok else f"{failed} check(s) failed")
     return "\n".join(lines)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from typing import Any
+
 from ohf.model import FleetApi, FleetType, State
 
 
@@ -213,8 +215,25 @@ FleetIntent = (
     | DescribeSpotSignals
 )
 
+class At(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Perform `intent` (a cloud intent) in the account and region of provider `provider`.
+
+    Programs yield bare intents; `ohf.program.on` wraps them for the provider a request lives
+    on, and the routing interpreter (`ohf.effects.providers.routed`) sends each to its AWS.
+    Result: whatever `intent`'s result is.
+    """
+
+    provider: str
+    # A cloud intent (typed loosely: the union below names At itself).
+    intent: Any
+
+
+# Performed by the shell itself, never by a provider's AWS.
+LOCAL_INTENTS = (ReadText, SaveState)
+
 Intent = (
-    RunInstances
+    At
+    | RunInstances
     | DescribeInstances
     | TerminateInstances
     | ResolveImage

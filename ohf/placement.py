@@ -1,0 +1,242 @@
+"""Several AWS accounts and regions, pure: each provider's view of a template, and which to use.
+
+A provider is a `[[providers]]` entry (or the single `[aws]` one, named "" in the state). A
+template runs on a provider as `effective` makes it: the provider's `defaults` fill keys the
+template leaves unset, its `templates.<id>` keys replace the template's own. `maxNumber` holds
+per provider, so HF sees the sum over the enabled ones. `candidates` orders the providers a
+new request may go to by the configured policy; placement takes them in that order, moving
+what one could not take (capacity, quota, open circuit) to the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from typing import Any
+
+import msgspec
+from returns.result import Failure, Result, Success
+
+from ohf.config import Config, Policy, ProviderConfig, decode_template
+from ohf.model import OhfError, Request, State, Template
+from ohf.templates import request_units
+
+# Separates a template id from a provider name in per-provider listings ("gpu.east").
+PROVIDER_SEPARATOR = "."
+# The one provider a config without `[[providers]]` has: `[aws]`, recorded as "".
+SHORTHAND = ProviderConfig(name="")
+
+
+def providers_of(config: Config) -> tuple[ProviderConfig, ...]:
+    """The providers a config names, or the `[aws]` shorthand one."""
+    return config.providers or (SHORTHAND,)
+
+
+def label(name: str) -> str:
+    """A provider's name for people: the `[aws]` shorthand is "aws"."""
+    return name or "aws"
+
+
+def find_provider(providers: Iterable[ProviderConfig], name: str) -> ProviderConfig | None:
+    """The provider called `name` ("" is the shorthand, or else the first provider)."""
+    listed = tuple(providers)
+    return next((p for p in listed if p.name == name), listed[0] if not name and listed else None)
+
+
+def effective(template: Template, provider: ProviderConfig) -> Result[Template, OhfError]:
+    """`template` as it runs on `provider`: defaults fill unset keys, overrides replace keys."""
+    overrides = provider.templates.get(template.template_id, {})
+    if not provider.defaults and not overrides:
+        return Success(template)
+    raw: dict[str, Any] = {
+        k: v
+        for k, v in msgspec.to_builtins(template).items()
+        if v is not None and k != "extras"
+    }
+    own = {**template.extras, **raw}
+    # The template's own keys, extras included, win over defaults; only unset ones are filled.
+    unset = {k: v for k, v in provider.defaults.items() if own.get(k) is None}
+    merged = {**own, **unset, **overrides, "templateId": template.template_id}
+    return decode_template(merged, where=f"provider {label(provider.name)!r}")
+
+
+def allowed(template: Template, provider: ProviderConfig) -> bool:
+    """True if the template may run on the provider (its `providers` list, if any, names it)."""
+    return template.providers is None or provider.name in template.providers
+
+
+def units_on(state: State, template_id: str, provider: str) -> int:
+    """Units of a template the provider's machines (and reservations) hold."""
+    return sum(
+        request_units(r)
+        for r in state.requests.values()
+        if r.template_id == template_id and r.provider == provider
+    )
+
+
+def room_on(template: Template, provider: ProviderConfig, state: State) -> int:
+    """Units of `template` (as it runs on `provider`) the provider can still take; -1 = no limit."""
+    if template.max_number < 0:
+        return -1
+    return max(template.max_number - units_on(state, template.template_id, provider.name), 0)
+
+
+def rooms(
+    template: Template, providers: Iterable[ProviderConfig], state: State
+) -> dict[str, int]:
+    """Room per enabled provider the template may use (a provider whose view fails: 0)."""
+    out: dict[str, int] = {}
+    for provider in providers:
+        if not provider.enabled or not allowed(template, provider):
+            continue
+        view = effective(template, provider)
+        out[provider.name] = room_on(view.unwrap(), provider, state) if isinstance(
+            view, Success
+        ) else 0
+    return out
+
+
+def total_room(template: Template, providers: Iterable[ProviderConfig], state: State) -> int:
+    """What HF may ask for: the room summed over enabled providers; -1 if any is unlimited."""
+    values = rooms(template, providers, state).values()
+    return -1 if any(v < 0 for v in values) else sum(values)
+
+
+def _roots(state: State) -> list[Request]:
+    return [r for r in state.requests.values() if r.parent is None]
+
+
+def _last_provider(state: State, order: Mapping[str, int]) -> str | None:
+    """The provider the latest root request went to, as the rotation placed it.
+
+    `created_at` is whole seconds and request ids are random, so nothing records the order of
+    requests made in the same second. The rotation went round from where the previous second
+    ended, taking each provider once a round: the last it placed that second is the provider
+    with the most requests in it, and of those the one furthest round. Names not in `order`
+    (providers no longer configured) do not move the rotation.
+    """
+    seconds: dict[int, dict[str, int]] = {}
+    for request in _roots(state):
+        if request.provider in order:
+            counts = seconds.setdefault(request.created_at, {})
+            counts[request.provider] = counts.get(request.provider, 0) + 1
+    last: str | None = None
+    for second in sorted(seconds):
+        last = _last_of_round(seconds[second], order, last)
+    return last
+
+
+def _last_of_round(counts: Mapping[str, int], order: Mapping[str, int], before: str | None) -> str:
+    start = order[before] + 1 if before is not None else 0
+    return max(counts, key=lambda name: (counts[name], (order[name] - start) % len(order)))
+
+
+def candidates(
+    template: Template,
+    providers: tuple[ProviderConfig, ...],
+    state: State,
+    open_circuits: frozenset[str],
+    policy: Policy,
+) -> tuple[str, ...]:
+    """The providers a new request for `template` may go to, best first, by `policy`.
+
+    Never a disabled provider, one whose circuit is open, one the template does not allow, or
+    one without room. Ties go to the provider listed first. Deterministic in its arguments:
+    - first_available: config order.
+    - priority: lowest `priority` first.
+    - round_robin: the provider after the one the latest request went to, then on round.
+    - weighted: the provider whose share of the requests in the state is furthest below its
+      `weight` share (D'Hondt: after k x (sum of weights) requests each has k x weight).
+    - least_used: fewest units in use (all templates) first.
+    """
+    room = rooms(template, providers, state)
+    index = {p.name: i for i, p in enumerate(providers)}
+    usable = [
+        p
+        for p in providers
+        if p.name in room and room[p.name] != 0 and p.name not in open_circuits
+    ]
+    if policy == "priority":
+        usable.sort(key=lambda p: (p.priority, index[p.name]))
+    elif policy == "round_robin":
+        last = _last_provider(state, index)
+        start = index[last] + 1 if last in index else 0
+        usable.sort(key=lambda p: ((index[p.name] - start) % len(providers), index[p.name]))
+    elif policy == "weighted":
+        counts = _count(r.provider for r in _roots(state))
+        usable.sort(key=lambda p: (Fraction(counts.get(p.name, 0) + 1, p.weight), index[p.name]))
+    elif policy == "least_used":
+        used = _used(state)
+        usable.sort(key=lambda p: (used.get(p.name, 0), index[p.name]))
+    return tuple(p.name for p in usable)
+
+
+def _count(names: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name in names:
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
+def _used(state: State) -> Mapping[str, int]:
+    out: dict[str, int] = {}
+    for request in state.requests.values():
+        out[request.provider] = out.get(request.provider, 0) + request_units(request)
+    return out
+
+
+def split_template_id(
+    template_id: str, templates: Iterable[Template], providers: Iterable[ProviderConfig]
+) -> tuple[str, str | None]:
+    """`gpu.east` -> ("gpu", "east") when listed per provider; else (template_id, None)."""
+    base, sep, name = template_id.rpartition(PROVIDER_SEPARATOR)
+    if not sep or any(t.template_id == template_id for t in templates):
+        return template_id, None
+    if any(p.name == name and p.name for p in providers):
+        return base, name
+    return template_id, None
+
+
+def pinned(template: Template, provider: str) -> Template:
+    """The template restricted to one provider (HF chose it from a per-provider listing)."""
+    return msgspec.structs.replace(template, providers=[provider])
+
+
+def check_providers(config: Config) -> Result[Config, OhfError]:
+    """Config-time checks: unique names, known names in templates, every provider view valid."""
+    names = [p.name for p in config.providers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return Failure(
+            OhfError(message=f"provider {dupes[0]!r} is defined twice", code="config")
+        )
+    providers = providers_of(config)
+    for template in config.templates:
+        unknown = [n for n in template.providers or () if n not in names]
+        if unknown:
+            known = ", ".join(names) or "none: add [[providers]] entries"
+            return Failure(
+                OhfError(
+                    message=(
+                        f"template {template.template_id!r}: unknown provider {unknown[0]!r} "
+                        f"(known: {known})"
+                    ),
+                    code="config",
+                )
+            )
+        for provider in providers:
+            view = effective(template, provider)
+            if isinstance(view, Failure):
+                return view
+    for provider in config.providers:
+        stray = sorted(set(provider.templates) - {t.template_id for t in config.templates})
+        if stray:
+            return Failure(
+                OhfError(
+                    message=(
+                        f"provider {provider.name!r}: templates.{stray[0]} names no template"
+                    ),
+                    code="config",
+                )
+            )
+    return Success(config)
