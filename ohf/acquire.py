@@ -408,7 +408,8 @@ def check_room(
                 code="input",
             )
         )
-    return check_template(template)
+    # With several providers each one's view of the template is checked once chosen.
+    return check_template(template) if not placement.providers[0].name else Success(template)
 
 
 def request_machines(
@@ -515,18 +516,15 @@ def place(
             state = _shrink(state, state.requests[before.request_id], name)
         number = first_part + len(parts)
         part_id = hf_id if parent is None and number == 1 else f"{hf_id}.{number}"
+        api = provider_api(view.unwrap())
         request = Request(
             request_id=part_id,
             template_id=template.template_id,
             machine_count=take,
             client_token=part_id,
             created_at=now,
-            provider_api=provider_api(view.unwrap()),
-            fleet_type=(
-                None
-                if provider_api(view.unwrap()) == "RunInstances"
-                else fleet_type(view.unwrap(), provider_api(view.unwrap()))
-            ),
+            provider_api=api,
+            fleet_type=None if api == "RunInstances" else fleet_type(view.unwrap(), api),
             answered=parent is not None,
             provider=name,
             parent=None if part_id == hf_id else hf_id,
@@ -569,9 +567,15 @@ def _pending(part: Request, error: OhfError | None) -> bool:
     return False
 
 
+# Machine states that count for nothing: lost, or on the way out.
+_ENDING = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone"})
+
+
 def _shrink(state: State, part: Request, successor: str) -> State:
     """The part's ask cut to the units it got: the rest went to provider `successor`."""
-    got = sum(m.units for m in part.machines if m.returned_by is None)
+    got = sum(
+        m.units for m in part.machines if m.returned_by is None and m.state not in _ENDING
+    )
     moved = part.machine_count - got
     note = f"{moved} unit(s) placed on provider {label(successor)} instead"
     shrunk = msgspec.structs.replace(

@@ -21,8 +21,10 @@ from ohf.hf import CALLS, Reply, Shell, error_reply, handle
 from ohf.model import OhfError, State
 
 if TYPE_CHECKING:
+    from ohf.config import AwsConfig
     from ohf.effects.files import Settings
     from ohf.events import Event
+    from ohf.program import Interpreter
 
 USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
   CALL: getAvailableTemplates | requestMachines | getRequestStatus |
@@ -89,8 +91,10 @@ def _read_payload(args: argparse.Namespace) -> Result[bytes, OhfError]:
 def hf_call(call: str, args: argparse.Namespace) -> int:
     """Run one HF call from the command line."""
     from ohf.effects import logs
-    from ohf.effects.aws import client_getter, make_interpreter, warm
+    from ohf.effects.aws import ClientGetter, client_getter, make_interpreter, warm
     from ohf.effects.files import load_settings
+    from ohf.effects.providers import provider_clouds
+    from ohf.placement import providers_of
 
     payload = _read_payload(args)
     if isinstance(payload, Failure):
@@ -99,22 +103,40 @@ def hf_call(call: str, args: argparse.Namespace) -> int:
     if isinstance(settings, Failure):
         return _emit(error_reply(settings.failure()))
     loaded = settings.unwrap()
+    config = loaded.config
     correlation = uuid.uuid4().hex[:12]
     log = logs.setup(
         loaded.log_path,
-        loaded.config.logging.level,
+        config.logging.level,
         call,
         correlation,
         secrets=logs.env_secrets(os.environ),
     )
 
-    clients = logs.logged_clients(client_getter(loaded.config.aws, None), log)
+    getters: list[ClientGetter] = []
+
+    def make(aws: AwsConfig) -> Interpreter:
+        clients = logs.logged_clients(client_getter(aws, None), log)
+        getters.append(clients)
+        return make_interpreter(aws, clients=clients)
+
+    # Every provider gets an interpreter (clients made on first use): disabled ones still
+    # describe and terminate the machines they hold.
+    clouds = provider_clouds(config, make)
+    enabled = [g for p, g in zip(providers_of(config), getters, strict=True) if p.enabled]
+
+    def warm_enabled() -> None:
+        for clients in enabled:
+            warm(clients)
+
     shell = Shell(
         settings=loaded,
-        cloud=make_interpreter(loaded.config.aws, clients=clients),
-        # Calls that change state build their EC2 client (importing boto3) once their input is
-        # valid and before taking the state lock, so calls at once do not queue behind it.
-        warm=lambda: warm(clients),
+        cloud=next(iter(clouds.values())),
+        clouds=clouds if config.providers else {},
+        # Calls that change state build the EC2 client of every enabled provider (importing
+        # boto3) once their input is valid and before taking the state lock, so calls at once
+        # do not queue behind it.
+        warm=warm_enabled,
         now=lambda: int(time.time()),
         new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
         correlation=correlation,
@@ -144,6 +166,7 @@ def validate(args: argparse.Namespace) -> int:
     from ohf.effects.files import load_settings
     from ohf.effects.store import describe, read
     from ohf.hf import templates_reply
+    from ohf.placement import allowed, effective
     from ohf.templates import check_template
 
     loaded = load_settings(args.config, os.environ, os.getcwd())
@@ -155,11 +178,23 @@ def validate(args: argparse.Namespace) -> int:
     print(f"state:  {describe(settings)}")
     print(f"log:    {settings.log_path}")
     failed = 0
-    for template in settings.config.templates:
-        checked = check_template(template)
-        status = "ok" if isinstance(checked, Success) else f"FAIL: {checked.failure().message}"
-        failed += status != "ok"
-        print(f"template {template.template_id}: {status}")
+    config = settings.config
+    for template in config.templates:
+        if not config.providers:
+            checked = check_template(template)
+            status = "ok" if isinstance(checked, Success) else f"FAIL: {checked.failure().message}"
+            failed += status != "ok"
+            print(f"template {template.template_id}: {status}")
+            continue
+        # Each provider runs its own view of the template (its defaults and overrides).
+        for provider in config.providers:
+            if not allowed(template, provider):
+                continue
+            checked = effective(template, provider).bind(check_template)
+            status = "ok" if isinstance(checked, Success) else f"FAIL: {checked.failure().message}"
+            status += "" if provider.enabled else " (disabled)"
+            failed += status.startswith("FAIL")
+            print(f"template {template.template_id} on {provider.name}: {status}")
     # validate stays offline: a DynamoDB state is not read, so availability is not checked.
     offline = settings.config.storage.type == "dynamodb"
     state = Success(State()) if offline else read(settings)

@@ -49,9 +49,7 @@ def effective(template: Template, provider: ProviderConfig) -> Result[Template, 
     if not provider.defaults and not overrides:
         return Success(template)
     raw: dict[str, Any] = {
-        k: v
-        for k, v in msgspec.to_builtins(template).items()
-        if v is not None and k != "extras"
+        k: v for k, v in msgspec.to_builtins(template).items() if v is not None and k != "extras"
     }
     own = {**template.extras, **raw}
     # The template's own keys, extras included, win over defaults; only unset ones are filled.
@@ -81,18 +79,16 @@ def room_on(template: Template, provider: ProviderConfig, state: State) -> int:
     return max(template.max_number - units_on(state, template.template_id, provider.name), 0)
 
 
-def rooms(
-    template: Template, providers: Iterable[ProviderConfig], state: State
-) -> dict[str, int]:
+def rooms(template: Template, providers: Iterable[ProviderConfig], state: State) -> dict[str, int]:
     """Room per enabled provider the template may use (a provider whose view fails: 0)."""
     out: dict[str, int] = {}
     for provider in providers:
         if not provider.enabled or not allowed(template, provider):
             continue
         view = effective(template, provider)
-        out[provider.name] = room_on(view.unwrap(), provider, state) if isinstance(
-            view, Success
-        ) else 0
+        out[provider.name] = (
+            room_on(view.unwrap(), provider, state) if isinstance(view, Success) else 0
+        )
     return out
 
 
@@ -152,9 +148,7 @@ def candidates(
     room = rooms(template, providers, state)
     index = {p.name: i for i, p in enumerate(providers)}
     usable = [
-        p
-        for p in providers
-        if p.name in room and room[p.name] != 0 and p.name not in open_circuits
+        p for p in providers if p.name in room and room[p.name] != 0 and p.name not in open_circuits
     ]
     if policy == "priority":
         usable.sort(key=lambda p: (p.priority, index[p.name]))
@@ -207,9 +201,7 @@ def check_providers(config: Config) -> Result[Config, OhfError]:
     names = [p.name for p in config.providers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        return Failure(
-            OhfError(message=f"provider {dupes[0]!r} is defined twice", code="config")
-        )
+        return Failure(OhfError(message=f"provider {dupes[0]!r} is defined twice", code="config"))
     providers = providers_of(config)
     for template in config.templates:
         unknown = [n for n in template.providers or () if n not in names]
@@ -233,9 +225,7 @@ def check_providers(config: Config) -> Result[Config, OhfError]:
         if stray:
             return Failure(
                 OhfError(
-                    message=(
-                        f"provider {provider.name!r}: templates.{stray[0]} names no template"
-                    ),
+                    message=(f"provider {provider.name!r}: templates.{stray[0]} names no template"),
                     code="config",
                 )
             )

@@ -32,9 +32,13 @@ def serve(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> int:
     """Check the config, then serve until interrupted; 1 (with a message) if it cannot start."""
     import uvicorn
 
+    from ohf.config import AwsConfig
     from ohf.effects import logs
-    from ohf.effects.aws import client_getter, make_interpreter, warm
+    from ohf.effects.aws import ClientGetter, client_getter, make_interpreter, warm
     from ohf.effects.files import load_settings
+    from ohf.effects.providers import provider_clouds
+    from ohf.placement import providers_of
+    from ohf.program import Interpreter
 
     args = _arguments(argv)
     loaded = load_settings(args.config, env, cwd)
@@ -62,15 +66,28 @@ def serve(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> int:
     def aws_call(operation: str) -> None:
         bump(tally, "ohf_aws_calls_total", operation)
 
-    clients = client_getter(settings.config.aws, aws_call)
-    cloud = make_interpreter(settings.config.aws, clients=clients)
+    config = settings.config
+    getters: list[ClientGetter] = []
+
+    def make(aws: AwsConfig) -> Interpreter:
+        getters.append(client_getter(aws, aws_call))
+        return make_interpreter(aws, clients=getters[-1])
+
+    # One interpreter per provider (disabled ones too: their machines are still served).
+    clouds = provider_clouds(config, make)
+    enabled = [g for p, g in zip(providers_of(config), getters, strict=True) if p.enabled]
+
+    def warm_all() -> None:
+        for clients in enabled:
+            warm(clients)
 
     def new_shell(call: str) -> Shell:
         del call
         return Shell(
             settings=settings,
-            cloud=cloud,
-            warm=lambda: warm(clients),
+            cloud=next(iter(clouds.values())),
+            clouds=clouds if config.providers else {},
+            warm=warm_all,
             now=lambda: int(time.time()),
             new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
             correlation=uuid.uuid4().hex[:12],

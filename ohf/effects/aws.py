@@ -300,12 +300,13 @@ def assumed_credentials(config: AwsConfig, source: Any, on_call: CallHook | None
     return DeferredRefreshableCredentials(refresh_using=fetch, method="assume-role")
 
 
-def assumed_session(config: AwsConfig, on_call: CallHook | None) -> Any:
-    """A boto3 session whose credentials are `config.role_arn`'s (see `assumed_credentials`)."""
+def assumed_session(config: AwsConfig, on_call: CallHook | None, source: Any = None) -> Any:
+    """A boto3 session whose credentials are `config.role_arn`'s (see `assumed_credentials`),
+    assumed with those of `source` (default: `source_session(config)`)."""
     import boto3
     import botocore.session
 
-    source = source_session(config)
+    source = source or source_session(config)
     core = botocore.session.Session()
     # botocore has no public setter for refreshable credentials; this is the attribute its
     # own `get_credentials` caches them in, so every client of the session uses them.
