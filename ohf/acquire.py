@@ -573,9 +573,7 @@ _ENDING = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone
 
 def _shrink(state: State, part: Request, successor: str) -> State:
     """The part's ask cut to the units it got: the rest went to provider `successor`."""
-    got = sum(
-        m.units for m in part.machines if m.returned_by is None and m.state not in _ENDING
-    )
+    got = sum(m.units for m in part.machines if m.returned_by is None and m.state not in _ENDING)
     moved = part.machine_count - got
     note = f"{moved} unit(s) placed on provider {label(successor)} instead"
     shrunk = msgspec.structs.replace(

@@ -240,6 +240,12 @@ def _program(
             now=shell.now(),
             templates=templates,
             placement=placement_of(shell.settings, shell.now()) if config.providers else None,
+            provider_weights={
+                p.name: {
+                    t.template_id: unit_weights(effective(t, p).value_or(t)) for t in templates
+                }
+                for p in config.providers
+            },
         )
     if call == "requestReturnMachines":
         return release.return_machines(

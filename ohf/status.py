@@ -561,11 +561,13 @@ def request_status(
     now: int,
     templates: tuple[Template, ...] = (),
     placement: Placement | None = None,
+    provider_weights: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
     """The getRequestStatus program: one describe per provider for every request asked about.
 
     A request placed on several providers is observed in each, reported as one, and (with
     `placement`) a fleet part that stopped short hands the rest to the next provider.
+    `provider_weights` gives each provider's unit weights (its view of the templates).
     """
     ids = list(unique(r.request_id for r in ask.requests))
     acquire_ids = [i for i in ids if i in state.requests]
@@ -592,7 +594,10 @@ def request_status(
     for provider, rids in sorted(by_provider.items()):
         group_cut = sorted(cut.intersection(rids))
         new_state, notes[provider] = yield from on(
-            provider, observe_group(new_state, rids, group_cut, weights, now)
+            provider,
+            observe_group(
+                new_state, rids, group_cut, (provider_weights or {}).get(provider, weights), now
+            ),
         )
     if placement is not None and placement.failover:
         new_state = yield from spill_over(new_state, acquire_ids, templates, placement, now)

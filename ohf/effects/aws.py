@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
+from ohf.acquire import CAPACITY_CODES
 from ohf.breaker import CONNECTION_CODE, TRANSIENT_CODES
 from ohf.config import AwsConfig
 from ohf.effects.intents import (
@@ -432,8 +433,10 @@ def _client_error(operation: str, exc: Any) -> OhfError:
             ),
             code=code,
         )
-    if status >= 500 and code not in TRANSIENT_CODES:
-        # An AWS-side failure under a code of its own: treat it as the 5xx it is.
+    if status >= 500 and code not in TRANSIENT_CODES and code not in CAPACITY_CODES:
+        # An AWS-side failure under a code of its own: treat it as the 5xx it is. EC2 sends
+        # InsufficientInstanceCapacity and its kin as 5xx too: those keep their code, so the
+        # core tries the next pool or provider instead of waiting for a launch that never was.
         return OhfError(
             message=f"{operation}: {code} (HTTP {status}): {text}", code="InternalError"
         )

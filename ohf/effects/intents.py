@@ -6,9 +6,9 @@ A program (see `ohf.program`) yields these; an interpreter (`ohf.effects.aws`,
 
 from __future__ import annotations
 
-import msgspec
-
 from typing import Any
+
+import msgspec
 
 from ohf.model import FleetApi, FleetType, State
 
@@ -214,6 +214,7 @@ FleetIntent = (
     | DeleteFleet
     | DescribeSpotSignals
 )
+
 
 class At(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Perform `intent` (a cloud intent) in the account and region of provider `provider`.
