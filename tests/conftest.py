@@ -1,4 +1,4 @@
-"""Shared fixtures: a moto_server on a free loopback port, and IBM-format conf dirs for it."""
+"""Shared fixtures: moto_servers on free loopback ports (one capacity-capped), IBM conf dirs."""
 
 from __future__ import annotations
 
@@ -28,15 +28,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """URL of a moto_server (patched: tests/moto_patched.py) for this session (per xdist worker)."""
+def _start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a patched moto_server (tests/moto_patched.py) on a free port: (process, URL).
+
+    `env` is the server's whole environment (None: this process's).
+    """
     port = _free_port()
     server = Path(__file__).with_name("moto_patched.py")
     proc = subprocess.Popen(
         [sys.executable, str(server), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -49,9 +52,40 @@ def moto_server() -> Iterator[str]:
     else:
         proc.kill()
         raise RuntimeError("moto_server did not start")
-    yield url
+    return proc, url
+
+
+def _stop_moto(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """URL of a moto_server (patched: tests/moto_patched.py) for this session (per xdist worker)."""
+    proc, url = _start_moto()
+    yield url
+    _stop_moto(proc)
+
+
+CAPPED_CAPACITY = 3
+
+
+@pytest.fixture(scope="session")
+def moto_server_capped() -> Iterator[str]:
+    """A second moto_server whose RunInstances keeps at most CAPPED_CAPACITY instances alive.
+
+    Another "account/region" for multi-provider tests; the cap is tests/moto_patched.py's
+    OHF_MOTO_CAPACITY (InsufficientInstanceCapacity beyond it).
+    """
+    proc, url = _start_moto({**os.environ, "OHF_MOTO_CAPACITY": str(CAPPED_CAPACITY)})
+    yield url
+    _stop_moto(proc)
+
+
+def _reset(url: str) -> None:
+    req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10).close()
 
 
 @pytest.fixture
@@ -60,6 +94,14 @@ def aws(moto_server: str) -> Iterator[str]:
     req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).close()
     yield moto_server
+
+
+@pytest.fixture
+def two_clouds(moto_server_capped: str, moto_server: str) -> Iterator[tuple[str, str]]:
+    """Two empty clouds, reset before the test: (URL of the capped one, URL of the other)."""
+    _reset(moto_server_capped)
+    _reset(moto_server)
+    yield moto_server_capped, moto_server
 
 
 def ec2_client(url: str):  # type: ignore[no-untyped-def]

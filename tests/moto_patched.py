@@ -32,20 +32,32 @@ Each gap, as found by trying moto 5.2.5, and what the patch does (faithful to AW
   id is listed as unsuccessful with AWS's "fleetIdDoesNotExist" / "fleetRequestIdDoesNotExist".
 - Deleting with TerminateInstances=True (or lowering under the `termination` policy) an EC2
   Fleet with nothing to terminate asks EC2 to terminate an empty list, an error. Patched: skipped.
+- Capacity never runs out. Injected, only when the server process has `OHF_MOTO_CAPACITY=N`
+  in its environment: RunInstances keeps at most N instances pending or running, counted over
+  the whole server (every account and region). As in AWS, a call whose MinCount does not fit
+  fails with `InsufficientInstanceCapacity` ("We currently do not have sufficient <type>
+  capacity in the Availability Zone you requested (<az>). ...", HTTP 500, a server error in
+  EC2's error list, which SDKs retry) and launches nothing; one whose MinCount fits launches
+  as many as fit, up to MaxCount (moto launches MinCount; AWS as many as it can). Without the
+  variable RunInstances is moto's own.
 
-Not patched (tests must not rely on these): moto ignores ClientToken on CreateFleet and
-RequestSpotFleet (a retry makes a second fleet); Spot Fleet reads only the first override of
-each launch template config and launches everything as spot (OnDemandTargetCapacity, ValidUntil
-and SpotPrice limits are ignored); groups launch only on-demand instances; fleets report no
-ActivityStatus and have no history (DescribeFleetHistory and DescribeSpotFleetRequestHistory are
-NotImplemented); DescribeScalingActivities answers nothing; spot requests are always
-"fulfilled" (no interruption notices); nothing ever fails for lack of capacity.
+Not patched (tests must not rely on these): moto ignores ClientToken on CreateFleet,
+RequestSpotFleet and RunInstances (a retry makes a second fleet, or more instances); Spot Fleet
+reads only the first override of each launch template config and launches everything as spot
+(OnDemandTargetCapacity, ValidUntil and SpotPrice limits are ignored); groups launch only
+on-demand instances; fleets report no ActivityStatus and have no history (DescribeFleetHistory
+and DescribeSpotFleetRequestHistory are NotImplemented); DescribeScalingActivities answers
+nothing; spot requests are always "fulfilled" (no interruption notices); without
+OHF_MOTO_CAPACITY nothing ever fails for lack of capacity, and fleets and groups never do (their
+instances count towards the cap, though).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -54,10 +66,12 @@ from moto.autoscaling.exceptions import AutoscalingClientError
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models import ec2_backends
 from moto.ec2.models.fleets import Fleet, FleetsBackend
 from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.models.spot_requests import SpotFleetRequest, SpotRequestBackend
 from moto.ec2.responses.fleets import Fleets
+from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.spot_fleets import SpotFleets
 
 Undo = Callable[[], None]
@@ -365,6 +379,80 @@ def _known_instance(original: Callable[..., Any]) -> Callable[..., Any]:
     return terminate_instance
 
 
+# --- Capacity (OHF_MOTO_CAPACITY) --------------------------------------------------------------
+
+CAPACITY_ENV = "OHF_MOTO_CAPACITY"
+# The count of live instances and the launch must be one step: the server is threaded.
+_capacity_lock = threading.Lock()
+
+
+def _capacity() -> int | None:
+    value = os.environ.get(CAPACITY_ENV)
+    return int(value) if value else None
+
+
+def _holding_capacity() -> int:
+    """Instances pending or running anywhere on this server (every account and region)."""
+    return sum(
+        1
+        for account in list(ec2_backends.values())
+        for backend in list(account.values())
+        for instance in backend.all_instances()
+        if instance.state in ("pending", "running")
+    )
+
+
+def _requested_zone(response: InstanceResponse) -> str:
+    zone = response._get_param("Placement.AvailabilityZone")
+    subnet_id = response._get_param("SubnetId")
+    if not zone and subnet_id:
+        try:
+            zone = response.ec2_backend.get_subnet(subnet_id).availability_zone
+        except EC2ClientError:
+            zone = None  # an unknown subnet: moto's own RunInstances says so
+    return str(zone or f"{response.region}a")
+
+
+def _insufficient_capacity(response: InstanceResponse) -> tuple[str | bytes, dict[str, Any]]:
+    """EC2's InsufficientInstanceCapacity answer, with the HTTP 500 AWS sends it with."""
+    instance_type = response._get_param("InstanceType") or "m1.small"
+    error = EC2ClientError(
+        "InsufficientInstanceCapacity",
+        f"We currently do not have sufficient {instance_type} capacity in the Availability "
+        f"Zone you requested ({_requested_zone(response)}). Our system will be working on "
+        f"provisioning additional capacity. You can currently get {instance_type} capacity by "
+        "not specifying an Availability Zone in your request or choosing another one.",
+    )
+    _status, headers, body = response.serialized(ActionResult(error))
+    headers["status"] = 500
+    return body, headers
+
+
+def _capped_run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
+    def run_instances(self: InstanceResponse) -> Any:
+        cap = _capacity()
+        if cap is None or self._get_param("DryRun", False):
+            return original(self)
+        wanted = int(self._get_param("MinCount", if_none="1"))
+        at_most = int(self._get_param("MaxCount", if_none=str(wanted)))
+        with _capacity_lock:
+            room = max(cap - _holding_capacity(), 0)
+            if wanted > room:
+                return _insufficient_capacity(self)
+            count = str(max(min(at_most, room), wanted))
+            read = self._get_param
+
+            def get_param(param_name: str, if_none: Any = None) -> Any:
+                return count if param_name == "MinCount" else read(param_name, if_none)
+
+            # moto launches MinCount: hand it the count AWS would launch instead. The response
+            # object serves this one request, so shadowing its method touches nothing else.
+            self._get_param = get_param  # type: ignore[method-assign]
+            return original(self)
+
+    return run_instances
+
+
 # --- Applying ----------------------------------------------------------------------------------
 
 
@@ -376,6 +464,7 @@ def apply_patches() -> Undo:
         replaced.append((owner, name, owner.__dict__.get(name, _MISSING)))
         setattr(owner, name, value)
 
+    put(InstanceResponse, "run_instances", _capped_run_instances(InstanceResponse.run_instances))
     put(Fleets, "modify_fleet", _response_modify_fleet)
     put(FleetsBackend, "modify_fleet", _backend_modify_fleet)
     put(Fleets, "delete_fleets", _response_delete_fleets)
