@@ -325,7 +325,11 @@ def ibm_file_names(kind: Literal["config", "templates"], env: Mapping[str, str])
 
 
 def provider_aws(aws: AwsConfig, provider: ProviderConfig) -> AwsConfig:
-    """The `[aws]` settings as one provider uses them: its own connection keys win."""
+    """The `[aws]` settings as one provider uses them: its own connection keys win.
+
+    A provider with its own `role_arn` uses only its own `external_id`: `[aws]`'s belongs to
+    another role, and must not be sent to a third party's account.
+    """
     if not provider.name:
         return aws
     return msgspec.structs.replace(
@@ -334,6 +338,8 @@ def provider_aws(aws: AwsConfig, provider: ProviderConfig) -> AwsConfig:
         profile=provider.profile or aws.profile,
         credentials_file=provider.credentials_file or aws.credentials_file,
         role_arn=provider.role_arn or aws.role_arn,
-        external_id=provider.external_id or aws.external_id,
+        external_id=(
+            provider.external_id if provider.role_arn else provider.external_id or aws.external_id
+        ),
         endpoint_url=provider.endpoint_url or aws.endpoint_url,
     )

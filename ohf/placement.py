@@ -10,6 +10,7 @@ what one could not take (capacity, quota, open circuit) to the next.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -20,6 +21,17 @@ from returns.result import Failure, Result, Success
 from ohf.config import Config, Policy, ProviderConfig, decode_template
 from ohf.model import OhfError, Request, State, Template
 from ohf.templates import request_units
+
+_DEFAULTS: dict[str, Any] = {
+    f.encode_name: f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
+    for f in msgspec.structs.fields(Template)
+}
+# Keys a provider may fill or replace: every template key but the id it is keyed by.
+_SETTABLE = frozenset(
+    f.encode_name
+    for f in msgspec.structs.fields(Template)
+    if f.name not in ("extras", "template_id")
+)
 
 # Separates a template id from a provider name in per-provider listings ("gpu.east").
 PROVIDER_SEPARATOR = "."
@@ -48,8 +60,11 @@ def effective(template: Template, provider: ProviderConfig) -> Result[Template, 
     overrides = provider.templates.get(template.template_id, {})
     if not provider.defaults and not overrides:
         return Success(template)
+    # A key at its model default (`priceType` "ondemand", no `attributes`) counts as unset.
     raw: dict[str, Any] = {
-        k: v for k, v in msgspec.to_builtins(template).items() if v is not None and k != "extras"
+        k: v
+        for k, v in msgspec.to_builtins(template).items()
+        if v is not None and k != "extras" and v != _DEFAULTS.get(k, msgspec.NODEFAULT)
     }
     own = {**template.extras, **raw}
     # The template's own keys, extras included, win over defaults; only unset ones are filled.
@@ -196,14 +211,46 @@ def pinned(template: Template, provider: str) -> Template:
     return msgspec.structs.replace(template, providers=[provider])
 
 
+def _key_problem(provider: ProviderConfig) -> str | None:
+    """A `defaults` / `templates.<id>` key that is no template key: a typo, most likely."""
+    tables = [("defaults", provider.defaults)] + [
+        (f"templates.{tid}", keys) for tid, keys in sorted(provider.templates.items())
+    ]
+    for where, keys in tables:
+        for key in sorted(keys):
+            if key in _SETTABLE:
+                continue
+            close = difflib.get_close_matches(key, sorted(_SETTABLE), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"provider {provider.name!r}: {where}.{key} is not a template key{hint}; "
+                "use IBM's camelCase template keys"
+            )
+    return None
+
+
 def check_providers(config: Config) -> Result[Config, OhfError]:
     """Config-time checks: unique names, known names in templates, every provider view valid."""
     names = [p.name for p in config.providers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         return Failure(OhfError(message=f"provider {dupes[0]!r} is defined twice", code="config"))
+    for provider in config.providers:
+        problem = _key_problem(provider)
+        if problem is not None:
+            return Failure(OhfError(message=problem, code="config"))
     providers = providers_of(config)
     for template in config.templates:
+        if template.providers is not None and not template.providers:
+            return Failure(
+                OhfError(
+                    message=(
+                        f"template {template.template_id!r}: providers = [] allows no provider "
+                        "(leave it out for all of them)"
+                    ),
+                    code="config",
+                )
+            )
         unknown = [n for n in template.providers or () if n not in names]
         if unknown:
             known = ", ".join(names) or "none: add [[providers]] entries"

@@ -131,11 +131,7 @@ def _load_ohf(path: Path, env: Mapping[str, str]) -> Result[Settings, OhfError]:
         if isinstance(merged, Failure):
             return merged
         config = merged.unwrap()
-    checked = check_providers(config)
-    if isinstance(checked, Failure):
-        error = checked.failure()
-        return Failure(msgspec.structs.replace(error, message=f"{path}: {error.message}"))
-    return Success(_settings(config, str(path), base, env))
+    return _checked(config, path).map(lambda ok: _settings(ok, str(path), base, env))
 
 
 def _load_ibm(
@@ -154,9 +150,19 @@ def _load_ibm(
             read_bytes(templates, what="templates file")
             .bind(lambda raw: decode_template_file(raw, source=str(templates)))
             .bind(lambda ts: merge_templates(config, ts, source=str(templates)))
+            .bind(lambda merged: _checked(merged, templates))
         )
     )
     return loaded.map(lambda config: _settings(config, str(provider or templates), base, env))
+
+
+def _checked(config: Config, source: Path) -> Result[Config, OhfError]:
+    """`check_providers`, with the file named in its message."""
+    checked = check_providers(config)
+    if isinstance(checked, Failure):
+        error = checked.failure()
+        return Failure(msgspec.structs.replace(error, message=f"{source}: {error.message}"))
+    return checked
 
 
 def _settings(config: Config, source: str, base: Path, env: Mapping[str, str]) -> Settings:
