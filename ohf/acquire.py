@@ -498,6 +498,8 @@ def place(
     remaining = count
     parts: list[Request] = []
     replies: list[Done] = []
+    # The part that came short and failed over: cut to what it got once another takes the rest.
+    short = previous
     for name in order:
         if remaining <= 0:
             break
@@ -509,11 +511,11 @@ def place(
         take = remaining if room < 0 else min(remaining, room)
         if take <= 0:
             continue
-        before = parts[-1] if parts else previous
-        if before is not None:
-            # Only now that another provider takes the rest is the last part's ask cut down
+        if short is not None:
+            # Only now that another provider takes the rest is the short part's ask cut down
             # to what it got: a shortfall nobody takes stays with it (and HF sees an error).
-            state = _shrink(state, state.requests[before.request_id], name)
+            state = _shrink(state, state.requests[short.request_id], name)
+            short = None
         number = first_part + len(parts)
         part_id = hf_id if parent is None and number == 1 else f"{hf_id}.{number}"
         api = provider_api(view.unwrap())
@@ -541,9 +543,16 @@ def place(
         state = with_request(done.state, part)
         parts.append(part)
         replies.append(done)
-        remaining -= take if _pending(part, error) else sum(m.units for m in part.machines)
-        if not (placement.failover and fails_over(error)):
-            break
+        pending = _pending(part, error)
+        got = sum(m.units for m in part.machines)
+        remaining -= take if pending else got
+        if not pending and got < take:
+            # This provider came short of its share: the rest moves on only for a reason
+            # another provider may not share (capacity, quota, throttling, open circuit).
+            if not (placement.failover and fails_over(error)):
+                break
+            short = part
+        # Otherwise it took its share; what is over its room goes to the next provider.
     if parent is None:
         state = msgspec.structs.replace(
             state,

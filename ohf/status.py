@@ -493,6 +493,7 @@ def observe_group(
 
 
 def spill_over(
+    before: State,
     state: State,
     request_ids: list[str],
     templates: tuple[Template, ...],
@@ -503,6 +504,7 @@ def spill_over(
 
     A fleet fills after requestMachines answered, so its shortfall is only known at a poll:
     the rest becomes a new part of the same HF request on a provider it does not use yet.
+    `before` is the state the poll started from: only a part that ended in this poll spills.
     """
     index = parts_index(state)
     for rid in request_ids:
@@ -512,8 +514,13 @@ def spill_over(
         parts = hf_parts(state, rid, index)
         last = parts[-1]
         short = last.machine_count - live_units(last)
+        was = before.requests.get(last.request_id)
         if (
-            last.provider_api == "RunInstances"
+            # Only at the poll that finds the fleet stopped short: once HF has been told the
+            # request ended, it must not start again (nowhere to go then means never).
+            was is None
+            or was.status in TERMINAL
+            or last.provider_api == "RunInstances"
             or not last.fleet_done
             or last.status != "complete_with_error"
             or short <= 0
@@ -600,7 +607,7 @@ def request_status(
             ),
         )
     if placement is not None and placement.failover:
-        new_state = yield from spill_over(new_state, acquire_ids, templates, placement, now)
+        new_state = yield from spill_over(state, new_state, acquire_ids, templates, placement, now)
     new_state = settle_returns(new_state, return_ids)
     new_index = machines_by_id(new_state)
     new_parts = parts_index(new_state)
