@@ -439,6 +439,22 @@ def request_machines(
     )
     if not order:
         return Failure(OhfError(message=_nowhere(template, placement, state), code="capacity"))
+    per = rooms(template, placement.providers, state)
+    reachable = [per[name] for name in order]
+    if all(r >= 0 for r in reachable) and count > sum(reachable):
+        # Room on providers placement may not use now (open circuit) was counted above: refuse
+        # rather than place part of the ask and drop the rest.
+        return Failure(
+            OhfError(
+                message=(
+                    f"template {ask.template.template_id!r}: machineCount {count} is over what "
+                    f"can be placed now ({sum(reachable)} units on "
+                    f"{', '.join(label(n) for n in order)}; "
+                    f"{_nowhere(template, placement, state).split('(', 1)[-1].rstrip(')')})"
+                ),
+                code="capacity",
+            )
+        )
     for name in order:
         # Every provider's view is checked before anything is launched anywhere.
         view = effective(template, find_provider(placement.providers, name) or SHORTHAND)
