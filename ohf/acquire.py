@@ -514,8 +514,12 @@ def place(
     remaining = count
     parts: list[Request] = []
     replies: list[Done] = []
-    # The part that came short and failed over: cut to what it got once another takes the rest.
-    short = previous
+    # Parts that came short and failed over, with the units of theirs no provider took yet:
+    # each is cut down by what the next providers take, so what nobody takes stays with it.
+    shorts: list[tuple[str, int]] = [] if previous is None else [(previous.request_id, count)]
+    last_short = None if previous is None else previous.request_id
+    # What HF is owed over the parts (with `previous`, its ask includes the `count` to place).
+    owed = count if previous is None else previous.machine_count
     for name in order:
         if remaining <= 0:
             break
@@ -527,11 +531,7 @@ def place(
         take = remaining if room < 0 else min(remaining, room)
         if take <= 0:
             continue
-        if short is not None:
-            # Only now that another provider takes the rest is the short part's ask cut down
-            # to what it got: a shortfall nobody takes stays with it (and HF sees an error).
-            state = _shrink(state, state.requests[short.request_id], name)
-            short = None
+        state, shorts = _move_shortfalls(state, shorts, take, name)
         number = first_part + len(parts)
         part_id = hf_id if parent is None and number == 1 else f"{hf_id}.{number}"
         api = provider_api(view.unwrap())
@@ -565,10 +565,20 @@ def place(
         if not pending and got < take:
             # This provider came short of its share: the rest moves on only for a reason
             # another provider may not share (capacity, quota, throttling, open circuit).
+            last_short = part.request_id
             if not (placement.failover and fails_over(error)):
                 break
-            short = part
+            shorts.append((part.request_id, take - got))
         # Otherwise it took its share; what is over its room goes to the next provider.
+    involved = [p.request_id for p in parts] + ([] if previous is None else [previous.request_id])
+    unplaced = owed - sum(state.requests[i].machine_count for i in involved)
+    if unplaced > 0 and involved:
+        # Units no provider could take stay owed by the part that came short (else the last):
+        # HF's request then ends complete_with_error instead of complete with fewer machines.
+        debtor = state.requests[last_short or involved[-1]]
+        state = with_request(
+            state, msgspec.structs.replace(debtor, machine_count=debtor.machine_count + unplaced)
+        )
     if parent is None:
         state = msgspec.structs.replace(
             state,
@@ -596,17 +606,33 @@ def _pending(part: Request, error: OhfError | None) -> bool:
 _ENDING = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone"})
 
 
-def _shrink(state: State, part: Request, successor: str) -> State:
-    """The part's ask cut to the units it got: the rest went to provider `successor`."""
+def _move_shortfalls(
+    state: State, shorts: list[tuple[str, int]], take: int, successor: str
+) -> tuple[State, list[tuple[str, int]]]:
+    """Cut the short parts' asks (earliest first) by the `take` units `successor` now takes."""
+    left: list[tuple[str, int]] = []
+    for part_id, short in shorts:
+        moved = min(short, take)
+        take -= moved
+        if moved:
+            state = _shrink(state, state.requests[part_id], successor, moved)
+        if short > moved:
+            left.append((part_id, short - moved))
+    return state, left
+
+
+def _shrink(state: State, part: Request, successor: str, moved: int) -> State:
+    """The part's ask cut by `moved` units: provider `successor` takes them instead."""
+    count = part.machine_count - moved
     got = sum(m.units for m in part.machines if m.returned_by is None and m.state not in _ENDING)
-    moved = part.machine_count - got
     note = f"{moved} unit(s) placed on provider {label(successor)} instead"
     shrunk = msgspec.structs.replace(
         part,
-        machine_count=got,
-        # A part that got nothing is over: it holds nothing and owes HF nothing.
-        phase="launched" if part.phase == "failed" else part.phase,
-        status="running",
+        machine_count=count,
+        # A part that got nothing and owes nothing more is over: it holds nothing.
+        phase="launched" if part.phase == "failed" and got >= count else part.phase,
+        # Recomputed from the machines and the new ask by the next status.
+        status="running" if part.phase != "failed" or got >= count else part.status,
         message="; ".join(x for x in (part.message, note) if x),
     )
     return with_request(state, shrunk)
