@@ -236,6 +236,36 @@ def test_per_provider_listing_lets_hf_choose(tmp_path: Path) -> None:
     assert code == 1 and "over what is available" in out["message"]
 
 
+def place_on_two_fakes(
+    template: Template, providers: tuple[ProviderConfig, ...], count: int
+) -> tuple[Any, list[Intent]]:
+    """requestMachines as a pure program on fakes "a" (room for 1 instance) and "b"; the result
+    and every intent it yielded (SaveState included), in order."""
+    clouds = {
+        "a": fake.CloudRef(cloud=fake.new_cloud(capacity={"t3.micro": 1})),
+        "b": fake.CloudRef(cloud=msgspec.structs.replace(fake.new_cloud(), counter=31_250)),
+    }
+    seen: list[Intent] = []
+
+    def interpret(intent: Intent) -> Answer:
+        seen.append(intent)
+        if isinstance(intent, SaveState):
+            return Success(None)
+        assert isinstance(intent, At)
+        return fake.interpreter(clouds[intent.provider])(intent.intent)
+
+    message = msgspec.convert(ask(template.template_id, count), RequestMachinesIn)
+    program = request_machines(
+        (template,),
+        State(),
+        message,
+        request_id="req-1",
+        now=1_700_000_000,
+        placement=Placement(providers=providers),
+    )
+    return run(program, interpret), seen
+
+
 def test_provider_defaults_fill_the_template_per_account() -> None:
     bare = Template(template_id="t1", max_number=10, vm_type="t3.micro", key_name="own-key")
     a = msgspec.structs.replace(
@@ -251,33 +281,12 @@ def test_provider_defaults_fill_the_template_per_account() -> None:
         defaults={"imageId": "ami-0bbbbbbbbbbbbbbb2", "subnetId": "subnet-b"},
         templates={"t1": {"subnetId": "subnet-b2"}},
     )
-    clouds = {
-        "a": fake.CloudRef(cloud=fake.new_cloud(capacity={"t3.micro": 1})),
-        "b": fake.CloudRef(cloud=msgspec.structs.replace(fake.new_cloud(), counter=31_250)),
-    }
-    launches: list[tuple[str, str | None, str | None, str | None]] = []
-
-    def interpret(intent: Intent) -> Answer:
-        if isinstance(intent, SaveState):
-            return Success(None)
-        assert isinstance(intent, At)
-        if isinstance(intent.intent, RunInstances):
-            spec = intent.intent.spec
-            launches.append((intent.provider, spec.image_id, spec.subnet_id, spec.key_name))
-        return fake.interpreter(clouds[intent.provider])(intent.intent)
-
-    message = msgspec.convert(ask("t1", 2), RequestMachinesIn)
-    result = run(
-        request_machines(
-            (bare,),
-            State(),
-            message,
-            request_id="req-1",
-            now=1,
-            placement=Placement(providers=(a, b)),
-        ),
-        interpret,
-    )
+    result, seen = place_on_two_fakes(bare, (a, b), 2)
+    launches = [
+        (i.provider, i.intent.spec.image_id, i.intent.spec.subnet_id, i.intent.spec.key_name)
+        for i in seen
+        if isinstance(i, At) and isinstance(i.intent, RunInstances)
+    ]
     assert isinstance(result, Success)
     # Defaults fill what the template leaves unset (never its own keyName); overrides win.
     assert set(launches) == {
@@ -322,31 +331,8 @@ def test_a_fleet_that_stops_short_hands_the_rest_to_the_next_provider(tmp_path: 
 
 def test_parts_stay_unanswered_until_the_whole_request_is_placed() -> None:
     """A kill between parts must leave every part looking cut off (HF never got the id)."""
-    clouds = {
-        "a": fake.CloudRef(cloud=fake.new_cloud(capacity={"t3.micro": 1})),
-        "b": fake.CloudRef(cloud=msgspec.structs.replace(fake.new_cloud(), counter=31_250)),
-    }
-    checkpoints: list[State] = []
-
-    def interpret(intent: Intent) -> Answer:
-        if isinstance(intent, SaveState):
-            checkpoints.append(intent.state)
-            return Success(None)
-        assert isinstance(intent, At)
-        return fake.interpreter(clouds[intent.provider])(intent.intent)
-
-    message = msgspec.convert(ask("t1", 3), RequestMachinesIn)
-    result = run(
-        request_machines(
-            (T1,),
-            State(),
-            message,
-            request_id="req-1",
-            now=1_700_000_000,
-            placement=Placement(providers=(A, B)),
-        ),
-        interpret,
-    )
+    result, seen = place_on_two_fakes(T1, (A, B), 3)
+    checkpoints = [i.state for i in seen if isinstance(i, SaveState)]
     assert isinstance(result, Success)
     assert len(checkpoints) == 2
     assert [sorted(c.requests) for c in checkpoints] == [["req-1"], ["req-1", "req-1.2"]]
