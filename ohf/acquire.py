@@ -470,7 +470,8 @@ def request_machines(
         return placed
     new_state, parts, replies = placed.unwrap()
     if len(parts) == 1:
-        return Success(replies[0])
+        # The part's own reply, with the state as placement left it (units owed included).
+        return Success(msgspec.structs.replace(replies[0], state=new_state))
     return Success(combined(new_state, request_id, parts))
 
 

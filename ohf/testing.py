@@ -72,8 +72,9 @@ class FakeProviders(msgspec.Struct, frozen=True, kw_only=True):
     refs: dict[str, fake.CloudRef]
 
 
-# Instance serials each further fake cloud starts from: ids and 10.0.x.y addresses stay apart.
-_SERIAL_STRIDE = 31_250
+# The fake's 10.0.x.y addresses repeat every this many instance serials: each fake cloud
+# starts its serials a share of it apart, so ids, addresses and host names never collide.
+_ADDRESS_CYCLE = 62_500
 
 
 def fake_providers(
@@ -90,7 +91,9 @@ def fake_providers(
     refs = {
         p.name: fake.CloudRef(
             cloud=(clouds or {}).get(p.name)
-            or msgspec.structs.replace(fake.new_cloud(now=now), counter=_SERIAL_STRIDE * i)
+            or msgspec.structs.replace(
+                fake.new_cloud(now=now), counter=_ADDRESS_CYCLE // len(listed) * i
+            )
         )
         for i, p in enumerate(listed)
     }
