@@ -48,11 +48,10 @@ from ohf.placement import (
     find_provider,
     label,
     pinned,
-    room_on,
+    room_for,
     rooms,
     split_template_id,
     total_room,
-    units_on,
 )
 from ohf.program import Answer, on
 from ohf.templates import (
@@ -61,6 +60,7 @@ from ohf.templates import (
     find_template,
     instance_types,
     is_ssm_parameter,
+    live_units,
     parse_tags,
     provider_api,
     security_groups,
@@ -254,7 +254,7 @@ def launch_fleet(
     `instant` EC2 Fleet answers with its instances; the others fill while HF polls.
     """
     request_id = request.request_id
-    room = _room(template, state, request.provider)
+    room = room_for(template, request.provider, state)
     template = fitting(template, request.machine_count, room)
     weights = unit_weights(template)
     if not weights:
@@ -450,7 +450,7 @@ def request_machines(
                     f"template {ask.template.template_id!r}: machineCount {count} is over what "
                     f"can be placed now ({sum(reachable)} units on "
                     f"{', '.join(label(n) for n in order)}; "
-                    f"{_nowhere(template, placement, state).split('(', 1)[-1].rstrip(')')})"
+                    f"{'; '.join(_unusable(template, placement, state))})"
                 ),
                 code="capacity",
             )
@@ -476,6 +476,12 @@ def request_machines(
 
 
 def _nowhere(template: Template, placement: Placement, state: State) -> str:
+    why = "; ".join(_unusable(template, placement, state))
+    return f"template {template.template_id!r}: no provider can take it now ({why})"
+
+
+def _unusable(template: Template, placement: Placement, state: State) -> list[str]:
+    """Why each provider placement skips is skipped: "east disabled", "west circuit open"..."""
     per = rooms(template, placement.providers, state)
     why = []
     for provider in placement.providers:
@@ -488,7 +494,7 @@ def _nowhere(template: Template, placement: Placement, state: State) -> str:
             why.append(f"{name} circuit open")
         elif per[provider.name] == 0:
             why.append(f"{name} full")
-    return f"template {template.template_id!r}: no provider can take it now ({'; '.join(why)})"
+    return why
 
 
 def place(
@@ -528,7 +534,7 @@ def place(
         view = effective(template, provider)
         if isinstance(view, Failure):
             return view
-        room = room_on(view.unwrap(), provider, state)
+        room = room_for(view.unwrap(), name, state)
         take = remaining if room < 0 else min(remaining, room)
         if take <= 0:
             continue
@@ -603,10 +609,6 @@ def _pending(part: Request, error: OhfError | None) -> bool:
     return False
 
 
-# Machine states that count for nothing: lost, or on the way out.
-_ENDING = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone"})
-
-
 def _move_shortfalls(
     state: State, shorts: list[tuple[str, int]], take: int, successor: str
 ) -> tuple[State, list[tuple[str, int]]]:
@@ -625,7 +627,7 @@ def _move_shortfalls(
 def _shrink(state: State, part: Request, successor: str, moved: int) -> State:
     """The part's ask cut by `moved` units: provider `successor` takes them instead."""
     count = part.machine_count - moved
-    got = sum(m.units for m in part.machines if m.returned_by is None and m.state not in _ENDING)
+    got = live_units(part)
     note = f"{moved} unit(s) placed on provider {label(successor)} instead"
     shrunk = msgspec.structs.replace(
         part,
@@ -689,15 +691,9 @@ def launch_part(
         request, machines, error = yield from launch_fleet(template, api, base, request, state, now)
     else:
         base = base_spec(template, request_id, image_id, user_data)
-        room = _room(template, state, request.provider)
+        room = room_for(template, request.provider, state)
         machines, error = yield from launch(template, base, request.machine_count, request_id, room)
     return Success((finish(state, request, image_id, machines, error), error))
-
-
-def _room(template: Template, state: State, provider: str) -> int:
-    if template.max_number < 0:
-        return -1
-    return max(template.max_number - units_on(state, template.template_id, provider), 0)
 
 
 def _over(got: int, request: Request) -> str:

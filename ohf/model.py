@@ -223,3 +223,5 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
 
 TERMINAL_STATES: frozenset[str] = frozenset({"shutting-down", "terminated", "gone"})
 ENDED_STATES: frozenset[str] = frozenset({"terminated", "gone"})
+# States in which a machine is lost to HF (or being lost): it counts for nothing any more.
+LOST_STATES: frozenset[str] = TERMINAL_STATES | {"stopping", "stopped"}

@@ -11,6 +11,7 @@ what one could not take (capacity, quota, open circuit) to the next.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -89,9 +90,14 @@ def units_on(state: State, template_id: str, provider: str) -> int:
 
 def room_on(template: Template, provider: ProviderConfig, state: State) -> int:
     """Units of `template` (as it runs on `provider`) the provider can still take; -1 = no limit."""
+    return room_for(template, provider.name, state)
+
+
+def room_for(template: Template, provider: str, state: State) -> int:
+    """`room_on` by the provider's name, as requests record it."""
     if template.max_number < 0:
         return -1
-    return max(template.max_number - units_on(state, template.template_id, provider.name), 0)
+    return max(template.max_number - units_on(state, template.template_id, provider), 0)
 
 
 def rooms(template: Template, providers: Iterable[ProviderConfig], state: State) -> dict[str, int]:
@@ -172,7 +178,7 @@ def candidates(
         start = index[last] + 1 if last in index else 0
         usable.sort(key=lambda p: ((index[p.name] - start) % len(providers), index[p.name]))
     elif policy == "weighted":
-        counts = _count(r.provider for r in _roots(state))
+        counts = Counter(r.provider for r in _roots(state))
         usable.sort(key=lambda p: (Fraction(counts.get(p.name, 0) + 1, p.weight), index[p.name]))
     elif policy == "least_used":
         used = _used(state)
@@ -180,17 +186,10 @@ def candidates(
     return tuple(p.name for p in usable)
 
 
-def _count(names: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for name in names:
-        out[name] = out.get(name, 0) + 1
-    return out
-
-
 def _used(state: State) -> Mapping[str, int]:
-    out: dict[str, int] = {}
+    out: Counter[str] = Counter()
     for request in state.requests.values():
-        out[request.provider] = out.get(request.provider, 0) + request_units(request)
+        out[request.provider] += request_units(request)
     return out
 
 

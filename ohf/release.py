@@ -27,7 +27,7 @@ from ohf.messages import (
 )
 from ohf.model import (
     ENDED_STATES,
-    TERMINAL_STATES,
+    LOST_STATES,
     Instance,
     InstanceState,
     Machine,
@@ -39,9 +39,6 @@ from ohf.model import (
 from ohf.outcome import Done
 from ohf.program import Answer, on, perform
 from ohf.status import clean_up_finished, machines_by_id
-
-# States in which HF has lost (or is losing) the host without having asked for it back.
-LOST_STATES: frozenset[str] = TERMINAL_STATES | {"stopping", "stopped"}
 
 
 def ids_by_name(index: Mapping[str, tuple[str, Machine]]) -> dict[str, str]:

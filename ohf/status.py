@@ -19,6 +19,7 @@ from ohf.fleets import clean_up, cleanup_due, set_target
 from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,
+    LOST_STATES,
     FleetInfo,
     Instance,
     InstanceState,
@@ -34,12 +35,11 @@ from ohf.model import (
 from ohf.outcome import Done
 from ohf.placement import candidates, label
 from ohf.program import Answer, on
-from ohf.templates import find_template
+from ohf.templates import find_template, live_units
 
 # DescribeInstances is eventually consistent: a just-launched instance can be missing for a
 # while. Within this window a missing, never-seen-running machine is not declared gone.
 VISIBILITY_GRACE_SECONDS = 300
-_FAILED_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated", "gone"})
 TERMINAL: frozenset[str] = frozenset({"complete", "complete_with_error"})
 # Fleet/Spot Fleet states after which AWS launches nothing more for the fleet.
 FLEET_OVER_STATES = frozenset(
@@ -63,7 +63,7 @@ def acquire_result(machine: Machine) -> MachineResult:
         return machine.result
     if machine.state == "running" and machine.private_ip:
         return "succeed"
-    if machine.state in _FAILED_STATES:
+    if machine.state in LOST_STATES:
         return "fail"
     return "executing"
 
@@ -91,7 +91,7 @@ def observe(machine: Machine, seen: Instance | None, now: int) -> Machine:
             public_ip=seen.public_ip,
             launch_time=seen.launch_time or machine.launch_time,
             instance_type=seen.instance_type or machine.instance_type,
-            message=seen.state_reason if seen.state in _FAILED_STATES else machine.message,
+            message=seen.state_reason if seen.state in LOST_STATES else machine.message,
         )
     return msgspec.structs.replace(updated, result=acquire_result(updated))
 
@@ -276,13 +276,6 @@ def settled(request: Request) -> bool:
     )
 
 
-def live_units(request: Request) -> int:
-    """Units of the request's machines that are neither returned nor stopping or ending."""
-    return sum(
-        m.units for m in request.machines if m.returned_by is None and m.state not in _FAILED_STATES
-    )
-
-
 def fleet_watch(request: Request) -> bool:
     """True when AWS's view of the request's fleet or group can still change what HF sees."""
     return request.fleet_id is not None and not request.fleet_done and not request.cleaned_up
@@ -381,7 +374,7 @@ def end_cut_off(state: State, request_ids: list[str], now: int) -> Generator[Int
         m.machine_id
         for rid in request_ids
         for m in state.requests[rid].machines
-        if m.returned_by is None and m.state not in _FAILED_STATES
+        if m.returned_by is None and m.state not in LOST_STATES
     ]
     ended: Mapping[str, InstanceState] = {}
     if live:

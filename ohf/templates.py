@@ -9,7 +9,7 @@ import msgspec
 from returns.result import Failure, Result, Success
 
 from ohf.catalogue import Catalogue
-from ohf.model import TERMINAL_STATES, OhfError, ProviderApi, Request, State, Template
+from ohf.model import LOST_STATES, TERMINAL_STATES, OhfError, ProviderApi, Request, State, Template
 
 SSM_PREFIXES = ("/", "resolve:ssm:")
 _ARCH_TYPE = {
@@ -190,6 +190,13 @@ def _text(value: str | int | float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def live_units(request: Request) -> int:
+    """Units of the request's machines that are neither returned nor stopping or ending."""
+    return sum(
+        m.units for m in request.machines if m.returned_by is None and m.state not in LOST_STATES
+    )
 
 
 def request_units(request: Request) -> int:
