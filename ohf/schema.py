@@ -2,10 +2,13 @@
 
 Generated from the structs themselves (`msgspec.json.schema`), so they cannot drift from the
 code; `nox -s schemas` writes them to `schemas/` and a test fails if the committed copies differ.
+What msgspec leaves to taste (docstring indentation in `description`, the order of keys and of
+`required`) is normalised, so the bytes depend on ohf's structs, not on the msgspec release.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import msgspec
@@ -32,9 +35,28 @@ def _without_extras(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def normalised(node: Any) -> Any:
+    """`node` with presentation fixed: descriptions as `inspect.cleandoc` leaves them, every
+    object's keys sorted, `required` sorted (a set in JSON Schema's meaning)."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key in sorted(node):
+            value = node[key]
+            if key == "description" and isinstance(value, str):
+                out[key] = inspect.cleandoc(value)
+            elif key == "required" and isinstance(value, list):
+                out[key] = sorted(value)
+            else:
+                out[key] = normalised(value)
+        return out
+    if isinstance(node, list):
+        return [normalised(item) for item in node]
+    return node
+
+
 def _schema(kind: Any, title: str) -> dict[str, Any]:
     body = _without_extras(msgspec.json.schema(kind))
-    return {"$schema": DIALECT, "title": title, **body}
+    return normalised({"$schema": DIALECT, "title": title, **body})
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
-from ohf.schema import all_schemas, render
+from ohf.schema import all_schemas, normalised, render
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -48,3 +49,36 @@ def test_schemas_are_valid_json_documents() -> None:
     for name in all_schemas():
         doc = msgspec.json.decode((SCHEMAS / name).read_bytes())
         assert doc["$schema"].startswith("https://json-schema.org/")
+
+
+def _indented(node: Any) -> Any:
+    """`node` as another msgspec release might emit it: docstrings with their indentation
+    kept, every object's keys and `required` in reverse order."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key in reversed(list(node)):
+            value = node[key]
+            if key == "description" and isinstance(value, str):
+                out[key] = value.replace("\n", "\n    ")
+            elif key == "required" and isinstance(value, list):
+                out[key] = list(reversed(value))
+            else:
+                out[key] = _indented(value)
+        return out
+    if isinstance(node, list):
+        return [_indented(item) for item in node]
+    return node
+
+
+@pytest.mark.parametrize("name", sorted(all_schemas()))
+def test_schema_bytes_do_not_depend_on_msgspec_presentation(name: str) -> None:
+    schema = all_schemas()[name]
+    assert render(normalised(_indented(schema))) == render(schema)
+
+
+def test_descriptions_are_cleaned_docstrings() -> None:
+    schema = json.loads((SCHEMAS / "config.schema.json").read_text())
+    description = schema["$defs"]["ProviderConfig"]["description"]
+    assert "\n    " not in description
+    assert description.startswith("One `[[providers]]` entry")
+    assert "\n\nUnset connection keys" in description
