@@ -9,9 +9,10 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
-from ohf.breaker import OPEN_CODE, THROTTLING_CODES
+from ohf.codes import CAPACITY_CODES, FAILOVER_CODES, INDETERMINATE_CODES, MAX_NUMBER_CODE
 from ohf.config import Policy, ProviderConfig
-from ohf.effects.intents import (
+from ohf.fleets import fitting, fleet_name, fleet_spec, fleet_type, unit_weights
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,
@@ -25,7 +26,6 @@ from ohf.effects.intents import (
     SaveState,
     SpotMarket,
 )
-from ohf.fleets import fitting, fleet_name, fleet_spec, fleet_type, unit_weights
 from ohf.messages import ErrorOut, RequestAccepted, RequestMachinesIn
 from ohf.model import (
     REQUEST_TAG,
@@ -66,37 +66,6 @@ from ohf.templates import (
     security_groups,
     ssm_parameter_name,
     subnets,
-)
-
-# Errors that mean "not here, not now": try the next instance type / subnet, then report.
-CAPACITY_CODES = frozenset(
-    {
-        "InsufficientInstanceCapacity",
-        "InsufficientCapacity",
-        "InsufficientHostCapacity",
-        "InsufficientReservedInstanceCapacity",
-        "MaxSpotInstanceCountExceeded",
-        "SpotMaxPriceTooLow",
-        "VcpuLimitExceeded",
-        "InstanceLimitExceeded",
-        "InsufficientFreeAddressesInSubnet",
-        "Unsupported",
-    }
-)
-
-
-# Errors after which AWS may or may not have launched: the request stays open and status polls
-# look for its tagged instances instead of declaring it failed.
-INDETERMINATE_CODES = frozenset(
-    {
-        "connection",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
 )
 
 
@@ -208,7 +177,7 @@ def launch(
                         f"{instance_type} (weight {weight}) does not fit in the "
                         f"{room - (units_wanted - remaining)} unit(s) left under maxNumber"
                     ),
-                    code="maxNumber",
+                    code=MAX_NUMBER_CODE,
                 )
                 continue
             for partial in (False, True):
@@ -235,7 +204,7 @@ def launch(
     # Without an AWS error, only maxNumber can have stopped a weighted type from filling up.
     return tuple(machines), last_error or OhfError(
         message=f"no instance type's weight fits the {room - got} unit(s) left under maxNumber",
-        code="maxNumber",
+        code=MAX_NUMBER_CODE,
     )
 
 
@@ -266,7 +235,7 @@ def launch_fleet(
                     f"no instance type's weight fits: {room} unit(s) are free under maxNumber "
                     f"and AWS fills {request.machine_count} unit(s) with whole instances"
                 ),
-                code="maxNumber",
+                code=MAX_NUMBER_CODE,
             ),
         )
     if template.launch_template_id:
@@ -347,9 +316,6 @@ class Placement(msgspec.Struct, frozen=True, kw_only=True):
 
 # The placement of a config without `[[providers]]`: `[aws]` only.
 ONE_PROVIDER = Placement()
-
-# What one provider failing this way says nothing about the next: place the rest there.
-FAILOVER_CODES = CAPACITY_CODES | THROTTLING_CODES | {OPEN_CODE, "maxNumber"}
 
 
 def fails_over(error: OhfError | None) -> bool:

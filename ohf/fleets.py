@@ -7,7 +7,7 @@ from collections.abc import Generator
 import msgspec
 from returns.result import Failure
 
-from ohf.effects.intents import (
+from ohf.intents import (
     DeleteFleet,
     DeleteLaunchTemplate,
     FleetSpec,

@@ -22,9 +22,9 @@ from ohf.config import Config
 from ohf.effects import store
 from ohf.effects.circuit import circuit, circuits, open_circuits
 from ohf.effects.files import Settings, read_catalogue
-from ohf.effects.intents import Intent
 from ohf.effects.local import local_interpreter
 from ohf.effects.providers import routed
+from ohf.intents import Intent
 from ohf.messages import (
     INPUTS,
     ErrorOut,

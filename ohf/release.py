@@ -8,14 +8,14 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
-from ohf.effects.intents import (
+from ohf.fleets import set_target
+from ohf.intents import (
     DescribeInstances,
     DescribeSpotSignals,
     Intent,
     TerminateInGroup,
     TerminateInstances,
 )
-from ohf.fleets import set_target
 from ohf.messages import (
     ErrorOut,
     MachineRef,

@@ -56,7 +56,8 @@ def normalised(node: Any) -> Any:
 
 def _schema(kind: Any, title: str) -> dict[str, Any]:
     body = _without_extras(msgspec.json.schema(kind))
-    return normalised({"$schema": DIALECT, "title": title, **body})
+    schema: dict[str, Any] = normalised({"$schema": DIALECT, "title": title, **body})
+    return schema
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:

@@ -9,13 +9,13 @@ from returns.result import Failure, Result, Success
 from toolz import unique
 
 from ohf.acquire import Placement, fails_over, place
-from ohf.effects.intents import (
+from ohf.fleets import clean_up, cleanup_due, set_target
+from ohf.intents import (
     DescribeFleets,
     DescribeInstances,
     Intent,
     TerminateInstances,
 )
-from ohf.fleets import clean_up, cleanup_due, set_target
 from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 from hypothesis import strategies as st
 
+from ohf.codes import CAPACITY_CODES
 from ohf.config import ProviderConfig
 from ohf.effects import fake
 from ohf.messages import RequestMachinesIn, TemplateAsk
@@ -48,11 +49,6 @@ INSTANCE_STATES: tuple[InstanceState, ...] = (
     "shutting-down",
     "terminated",
     "gone",
-)
-CAPACITY_CODES: tuple[str, ...] = (
-    "InsufficientInstanceCapacity",
-    "MaxSpotInstanceCountExceeded",
-    "VcpuLimitExceeded",
 )
 HF_CALLS: tuple[str, ...] = (
     "getAvailableTemplates",
@@ -394,7 +390,9 @@ def cloud_events() -> st.SearchStrategy[CloudEvent]:
         st.builds(CloudEvent, kind=st.just("interrupt"), pick=pick),
         st.builds(CloudEvent, kind=st.just("terminate_outside"), pick=pick),
         st.just(CloudEvent(kind="vanish")),
-        st.builds(CloudEvent, kind=st.just("capacity_fault"), code=st.sampled_from(CAPACITY_CODES)),
+        st.builds(
+            CloudEvent, kind=st.just("capacity_fault"), code=st.sampled_from(sorted(CAPACITY_CODES))
+        ),
         st.builds(
             CloudEvent,
             kind=st.just("throttle"),

@@ -27,7 +27,7 @@ from returns.result import Failure, Result, Success
 
 from ohf.config import AwsConfig
 from ohf.effects import aws
-from ohf.effects.intents import (
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,

@@ -15,7 +15,8 @@ import pytest
 from returns.result import Failure, Success
 
 from ohf.acquire import request_machines
-from ohf.effects.intents import (
+from ohf.fleets import cleanup_due, fleet_spec, on_demand_units, overrides
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,
@@ -29,7 +30,6 @@ from ohf.effects.intents import (
     TerminateInGroup,
     TerminateInstances,
 )
-from ohf.fleets import cleanup_due, fleet_spec, on_demand_units, overrides
 from ohf.messages import (
     ErrorOut,
     MachineRef,

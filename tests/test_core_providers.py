@@ -18,7 +18,7 @@ from ohf.breaker import Breaker
 from ohf.config import PlacementConfig, ProviderConfig
 from ohf.effects import fake
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile
-from ohf.effects.intents import At, Intent, RunInstances, SaveState
+from ohf.intents import At, Intent, RunInstances, SaveState
 from ohf.messages import RequestMachinesIn
 from ohf.model import State, Template
 from ohf.program import Answer, run

@@ -23,7 +23,7 @@ from ohf.config import (
     merge_templates,
 )
 from ohf.effects.aws import run_instances_params
-from ohf.effects.intents import (
+from ohf.intents import (
     DescribeInstances,
     Intent,
     LaunchSpec,

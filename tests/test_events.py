@@ -15,8 +15,8 @@ from returns.result import Success
 
 from ohf import acquire, release, status
 from ohf.effects import fake
-from ohf.effects.intents import Intent, SaveState
 from ohf.events import Event, apply, diff, mark_ended, prune, replay
+from ohf.intents import Intent, SaveState
 from ohf.messages import (
     MachineRef,
     RequestMachinesIn,

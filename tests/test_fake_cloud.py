@@ -20,7 +20,7 @@ from returns.result import Failure, Result, Success
 from ohf import acquire, release, status
 from ohf.config import AwsConfig
 from ohf.effects import fake
-from ohf.effects.intents import (
+from ohf.intents import (
     DescribeInstances,
     Intent,
     LaunchSpec,

@@ -404,7 +404,7 @@ def test_request_machines_records_before_any_cloud_call(
 ) -> None:
     from ohf.acquire import request_machines
     from ohf.effects import fake
-    from ohf.effects.intents import CreateFleet, RunInstances, SaveState
+    from ohf.intents import CreateFleet, RunInstances, SaveState
 
     templates, ask = case
     cloud = fake.new_cloud(

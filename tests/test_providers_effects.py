@@ -24,12 +24,13 @@ import msgspec
 import pytest
 from returns.result import Failure, Success
 
-from ohf.breaker import OPEN_CODE
+from ohf.codes import OPEN_CODE
 from ohf.config import AwsConfig, Config, ProviderConfig
 from ohf.effects import aws, circuit, health
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile, circuits, open_circuits
 from ohf.effects.files import Settings, load_settings
-from ohf.effects.intents import (
+from ohf.effects.providers import provider_clouds, routed
+from ohf.intents import (
     At,
     DescribeInstances,
     Intent,
@@ -38,7 +39,6 @@ from ohf.effects.intents import (
     RunInstances,
     TerminateInstances,
 )
-from ohf.effects.providers import provider_clouds, routed
 from ohf.model import REQUEST_TAG, OhfError
 from ohf.program import Answer, Interpreter
 from tests.conftest import AL2023, ec2_client, hf_env, run_ohf

@@ -18,7 +18,7 @@ from returns.result import Failure, Success
 
 from ohf.config import AwsConfig
 from ohf.effects import aws, fake
-from ohf.effects.intents import DescribeInstances, LaunchSpec, RunInstances
+from ohf.intents import DescribeInstances, LaunchSpec, RunInstances
 from ohf.model import OhfError, Template
 from ohf.program import Answer
 from ohf.testing import call, fake_provider
@@ -268,7 +268,7 @@ def test_a_denied_pass_role_names_iam_pass_role() -> None:
 
 
 def test_a_denied_call_without_an_action_in_the_message_names_the_operation() -> None:
-    from ohf.effects.intents import DescribeFleets
+    from ohf.intents import DescribeFleets
 
     interpret, sleep, _ = stubbed(
         "autoscaling",

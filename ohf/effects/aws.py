@@ -31,10 +31,15 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.acquire import CAPACITY_CODES
-from ohf.breaker import CONNECTION_CODE, TRANSIENT_CODES
+from ohf.codes import (
+    CAPACITY_CODES,
+    CONNECTION_CODE,
+    CREDENTIAL_CODES,
+    PERMISSION_CODES,
+    TRANSIENT_CODES,
+)
 from ohf.config import AwsConfig
-from ohf.effects.intents import (
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,
@@ -330,27 +335,6 @@ def _make_client(
 
 # --- Errors -----------------------------------------------------------------------------------
 
-PERMISSION_CODES = frozenset(
-    {
-        "UnauthorizedOperation",
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedAccess",
-        "OptInRequired",
-    }
-)
-CREDENTIAL_CODES = frozenset(
-    {
-        "AuthFailure",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "InvalidAccessKeyId",
-        "MissingAuthenticationToken",
-    }
-)
 _AUTOSCALING_OPERATIONS = frozenset(
     {
         "CreateAutoScalingGroup",

@@ -69,7 +69,7 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.effects.intents import (
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,
