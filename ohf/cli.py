@@ -11,20 +11,17 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 
-from ohf.hf import CALLS, Reply, Shell, error_reply, handle
-from ohf.model import OhfError, State
+from ohf.hf import CALLS, Reply, error_reply
+from ohf.model import OhfError
 
 if TYPE_CHECKING:
-    from ohf.config import AwsConfig
-    from ohf.effects.files import Settings
     from ohf.events import Event
-    from ohf.program import Interpreter
+    from ohf.provider import Provider
 
 USAGE = """ohf CALL [-f FILE | -d JSON] [--config PATH]
   CALL: getAvailableTemplates | requestMachines | getRequestStatus |
@@ -88,121 +85,45 @@ def _read_payload(args: argparse.Namespace) -> Result[bytes, OhfError]:
     return Success(b"")
 
 
+def _open(args: argparse.Namespace, correlation: str | None = None) -> Result[Provider, OhfError]:
+    from ohf.provider import Provider
+
+    return Provider.open(args.config, os.environ, cwd=os.getcwd(), correlation=correlation)
+
+
 def hf_call(call: str, args: argparse.Namespace) -> int:
     """Run one HF call from the command line."""
-    from ohf.effects import logs
-    from ohf.effects.aws import ClientGetter, client_getter, make_interpreter, warm
-    from ohf.effects.files import load_settings
-    from ohf.effects.providers import provider_clouds
-    from ohf.placement import providers_of
+    from ohf.provider import configure_logging, new_correlation
 
     payload = _read_payload(args)
     if isinstance(payload, Failure):
         return _emit(error_reply(payload.failure()))
-    settings = load_settings(args.config, os.environ, os.getcwd())
-    if isinstance(settings, Failure):
-        return _emit(error_reply(settings.failure()))
-    loaded = settings.unwrap()
-    config = loaded.config
-    correlation = uuid.uuid4().hex[:12]
-    log = logs.setup(
-        loaded.log_path,
-        config.logging.level,
-        call,
-        correlation,
-        secrets=logs.env_secrets(os.environ),
-    )
-
-    getters: list[ClientGetter] = []
-
-    def make(aws: AwsConfig) -> Interpreter:
-        clients = logs.logged_clients(client_getter(aws, None), log)
-        getters.append(clients)
-        return make_interpreter(aws, clients=clients)
-
-    # Every provider gets an interpreter (clients made on first use): disabled ones still
-    # describe and terminate the machines they hold.
-    clouds = provider_clouds(config, make)
-    enabled = [g for p, g in zip(providers_of(config), getters, strict=True) if p.enabled]
-
-    def warm_enabled() -> None:
-        for clients in enabled:
-            warm(clients)
-
-    shell = Shell(
-        settings=loaded,
-        cloud=next(iter(clouds.values())),
-        clouds=clouds if config.providers else {},
-        # Calls that change state build the EC2 client of every enabled provider (importing
-        # boto3) once their input is valid and before taking the state lock, so calls at once
-        # do not queue behind it.
-        warm=warm_enabled,
-        now=lambda: int(time.time()),
-        new_id=lambda prefix: f"{prefix}-{uuid.uuid4()}",
-        correlation=correlation,
-    )
-    started = time.perf_counter()
-    try:
-        reply = handle(shell, call, payload.unwrap())
-    except Exception as exc:
-        # Last line of defence: HF must still get JSON, and the log gets the traceback.
-        log.exception("internal error in %s", call)
-        reply = error_reply(
-            OhfError(message=f"internal error in {call}: {type(exc).__name__}: {exc}")
-        )
-    log.info(
-        "%s exit=%d in %.3fs: %s",
-        call,
-        reply.exit_code,
-        time.perf_counter() - started,
-        reply.body[:2000].decode("utf-8", "replace"),
-        extra={"request_id": logs.request_ids(reply.body)},
-    )
-    return _emit(reply)
+    correlation = new_correlation()
+    opened = _open(args, correlation)
+    if isinstance(opened, Failure):
+        return _emit(error_reply(opened.failure()))
+    provider = opened.unwrap()
+    configure_logging(provider.settings, call, correlation, os.environ)
+    return _emit(provider.call(call, payload.unwrap()))
 
 
 def validate(args: argparse.Namespace) -> int:
     """`ohf validate`: decode the config and derive every template's attributes, offline."""
-    from ohf.effects.files import load_settings
-    from ohf.effects.store import describe, read
-    from ohf.hf import templates_reply
-    from ohf.placement import allowed, effective
-    from ohf.templates import check_template
+    from ohf.validation import verdict_line
 
-    loaded = load_settings(args.config, os.environ, os.getcwd())
-    if isinstance(loaded, Failure):
-        print(f"config: FAIL: {loaded.failure().message}")
+    opened = _open(args)
+    if isinstance(opened, Failure):
+        print(f"config: FAIL: {opened.failure().message}")
         return 1
-    settings = loaded.unwrap()
-    print(f"config: ok ({settings.source})")
-    print(f"state:  {describe(settings)}")
-    print(f"log:    {settings.log_path}")
-    failed = 0
-    config = settings.config
-    for template in config.templates:
-        if not config.providers:
-            checked = check_template(template)
-            status = "ok" if isinstance(checked, Success) else f"FAIL: {checked.failure().message}"
-            failed += status != "ok"
-            print(f"template {template.template_id}: {status}")
-            continue
-        # Each provider runs its own view of the template (its defaults and overrides).
-        for provider in config.providers:
-            if not allowed(template, provider):
-                continue
-            checked = effective(template, provider).bind(check_template)
-            status = "ok" if isinstance(checked, Success) else f"FAIL: {checked.failure().message}"
-            status += "" if provider.enabled else " (disabled)"
-            failed += status.startswith("FAIL")
-            print(f"template {template.template_id} on {provider.name}: {status}")
-    # validate stays offline: a DynamoDB state is not read, so availability is not checked.
-    offline = settings.config.storage.type == "dynamodb"
-    state = Success(State()) if offline else read(settings)
-    listing = state.bind(lambda s: templates_reply(settings, s))
-    if isinstance(listing, Failure):
-        print(f"templates: FAIL: {listing.failure().message}")
-        return 1
-    return 1 if failed else 0
+    result = opened.unwrap().validate()
+    print(f"config: ok ({result.source})")
+    print(f"state:  {result.state}")
+    print(f"log:    {result.log}")
+    for verdict in result.templates:
+        print(verdict_line(verdict))
+    if result.listing_error is not None:
+        print(f"templates: FAIL: {result.listing_error}")
+    return 0 if result.ok else 1
 
 
 def health(args: argparse.Namespace) -> int:
@@ -210,29 +131,26 @@ def health(args: argparse.Namespace) -> int:
     check fails (a disabled provider is listed, not checked)."""
     import msgspec
 
-    from ohf.effects import health as checks
-    from ohf.effects.aws import client_getter
+    from ohf.effects.health import table
 
-    settings = _settings(args, "health")
-    if settings is None:
+    provider = _provider(args, "health")
+    if provider is None:
         return 1
-    result = checks.report(settings, lambda aws: client_getter(aws, None))
+    result = provider.health()
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
         sys.stdout.flush()
     else:
-        print(checks.table(result))
+        print(table(result))
     return 0 if result.ok else 1
 
 
-def _settings(args: argparse.Namespace, command: str) -> Settings | None:
-    from ohf.effects.files import load_settings
-
-    loaded = load_settings(args.config, os.environ, os.getcwd())
-    if isinstance(loaded, Failure):
-        print(f"ohf {command}: {loaded.failure().message}", file=sys.stderr)
+def _provider(args: argparse.Namespace, command: str) -> Provider | None:
+    opened = _open(args)
+    if isinstance(opened, Failure):
+        print(f"ohf {command}: {opened.failure().message}", file=sys.stderr)
         return None
-    return loaded.unwrap()
+    return opened.unwrap()
 
 
 def _failed(command: str, error: OhfError) -> int:
@@ -242,33 +160,31 @@ def _failed(command: str, error: OhfError) -> int:
 
 def storage(args: argparse.Namespace) -> int:
     """`ohf storage init|export|import`: set up a store and move its content in and out."""
-    from ohf.effects import store
-
     if args.target not in ("init", "export", "import"):
         print(f"ohf storage: give init, export or import\n{USAGE}", file=sys.stderr)
         return 2
     command = f"storage {args.target}"
-    settings = _settings(args, command)
-    if settings is None:
+    provider = _provider(args, command)
+    if provider is None:
         return 1
     if args.target == "init":
-        done = store.init(settings)
+        done = provider.init_store()
         if isinstance(done, Failure):
             return _failed(command, done.failure())
         print(done.unwrap())
         return 0
     if args.target == "export":
-        lines = store.export_lines(settings)
+        lines = provider.export_lines()
         if isinstance(lines, Failure):
             return _failed(command, lines.failure())
         return _write_lines(command, args.extra, lines.unwrap())
     raw = _read_input(command, args.extra)
     if raw is None:
         return 1
-    imported = store.import_lines(settings, raw.splitlines(), force=args.force)
+    imported = provider.import_lines(raw.splitlines(), force=args.force)
     if isinstance(imported, Failure):
         return _failed(command, imported.failure())
-    print(f"imported {imported.unwrap()} line(s) into {store.describe(settings)}")
+    print(f"imported {imported.unwrap()} line(s) into {provider.store_description()}")
     return 0
 
 
@@ -303,12 +219,10 @@ def events(args: argparse.Namespace) -> int:
     """`ohf events`: the event log, one readable line (or JSON line) per event."""
     import msgspec
 
-    from ohf.effects import store
-
-    settings = _settings(args, "events")
-    if settings is None:
+    provider = _provider(args, "events")
+    if provider is None:
         return 1
-    found = store.read_events(settings, args.request)
+    found = provider.events(args.request)
     if isinstance(found, Failure):
         return _failed("events", found.failure())
     encoder = msgspec.json.Encoder()

@@ -8,6 +8,8 @@ that depends on that kind.
 
 from __future__ import annotations
 
+from ohf.model import OhfError
+
 # AWS has no room for the launch in that pool (type x zone) right now.
 SHORTAGE_CODES = frozenset(
     {
@@ -98,3 +100,14 @@ CREDENTIAL_CODES = frozenset(
         "MissingAuthenticationToken",
     }
 )
+
+
+def fails_over(error: OhfError | None) -> bool:
+    """True if `error` means "not here, not now" (capacity, quota, throttled, circuit open).
+
+    A fleet's errors arrive as AWS's "CODE: message" texts, so the codes are looked for there.
+    Never true for an error after which AWS may have launched: that request stays open.
+    """
+    if error is None or error.code in INDETERMINATE_CODES:
+        return False
+    return error.code in FAILOVER_CODES or any(code in error.message for code in CAPACITY_CODES)

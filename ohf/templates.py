@@ -10,6 +10,7 @@ from returns.result import Failure, Result, Success
 
 from ohf.catalogue import Catalogue
 from ohf.model import LOST_STATES, TERMINAL_STATES, OhfError, ProviderApi, Request, State, Template
+from ohf.room import Room, hf_number, left
 
 SSM_PREFIXES = ("/", "resolve:ssm:")
 _ARCH_TYPE = {
@@ -214,16 +215,19 @@ def request_units(request: Request) -> int:
     return live
 
 
-def units_in_use(state: State, template_id: str) -> int:
-    """Units of a template held by machines that are neither returned nor gone."""
-    return sum(request_units(r) for r in state.requests.values() if r.template_id == template_id)
+def units_held(state: State, template_id: str, provider: str | None = None) -> int:
+    """Units of a template its requests hold (machines and reservations), on one provider's
+    requests when `provider` is given ("" is the `[aws]` one), else on all of them."""
+    return sum(
+        request_units(r)
+        for r in state.requests.values()
+        if r.template_id == template_id and (provider is None or r.provider == provider)
+    )
 
 
-def available(template: Template, state: State) -> int:
-    """Units HF may still ask for; -1 when the template is unlimited."""
-    if template.max_number < 0:
-        return -1
-    return max(template.max_number - units_in_use(state, template.template_id), 0)
+def room_left(template: Template, state: State, provider: str | None = None) -> Room:
+    """The units HF may still ask of `template` (as given: a provider's view for `provider`)."""
+    return left(template.max_number, units_held(state, template.template_id, provider))
 
 
 def find_template(templates: Iterable[Template], template_id: str) -> Template | None:
@@ -235,7 +239,7 @@ _DEFAULTS: dict[str, Any] = {f.encode_name: f.default for f in msgspec.structs.f
 
 
 def template_out(
-    template: Template, attrs: Mapping[str, tuple[str, str]], available_number: int
+    template: Template, attrs: Mapping[str, tuple[str, str]], room: Room
 ) -> dict[str, Any]:
     """A template as getAvailableTemplates reports it: every key echoed, attributes complete."""
     body = {
@@ -249,6 +253,6 @@ def template_out(
         **body,
         "templateId": template.template_id,
         "maxNumber": template.max_number,
-        "availableNumber": available_number,
+        "availableNumber": hf_number(room),
         "attributes": {k: [kind, value] for k, (kind, value) in attrs.items()},
     }

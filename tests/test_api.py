@@ -30,7 +30,7 @@ from ohf.api.auth import config_problem, make_verifier
 from ohf.api.metrics import Tally
 from ohf.config import ApiConfig
 from ohf.model import Template
-from ohf.testing import FakeProvider, fake_provider
+from ohf.testing import FakeProvider, door, fake_provider
 from tests.conftest import (
     AL2023,
     _free_port,
@@ -73,7 +73,7 @@ def provider(tmp_path: Path) -> FakeProvider:
 
 def client_for(provider: FakeProvider, api: ApiConfig = API) -> tuple[TestClient[Any], Tally]:
     tally = Tally()
-    app = make_app(api, make_verifier(api, {}), lambda call: provider.shell, tally)
+    app = make_app(api, make_verifier(api, {}), door(provider), tally)
     return TestClient(app), tally
 
 

@@ -27,8 +27,9 @@ from ohf.messages import (
     TemplatesOut,
 )
 from ohf.model import TERMINAL_STATES, Instance, Machine, Request, State, Template
+from ohf.room import UNLIMITED
 from ohf.status import TERMINAL, acquire_status, apply_observations, observe
-from ohf.templates import available, parse_tags, template_out, units_in_use
+from ohf.templates import parse_tags, room_left, template_out, units_held
 
 FAST = settings(max_examples=60, deadline=None)
 NOW = 1_700_000_000
@@ -236,7 +237,8 @@ def test_decode_template_keeps_unknown_keys_and_template_out_echoes_them(
 
     attrs = attributes(template, CATALOGUE)
     assert isinstance(attrs, Success), attrs
-    out = template_out(template, attrs.unwrap(), available_number)
+    room = UNLIMITED if available_number < 0 else available_number
+    out = template_out(template, attrs.unwrap(), room)
     for key, value in raw.items():
         if key == "attributes":
             # Derived values never override what the administrator wrote.
@@ -377,11 +379,11 @@ def template_and_state(draw: st.DrawFn) -> tuple[Template, State]:
 @given(template_and_state())
 def test_available_is_max_number_minus_units_in_use(case: tuple[Template, State]) -> None:
     template, state = case
-    room = available(template, state)
+    room = room_left(template, state)
     held = _units_held(state, template.template_id)
-    assert units_in_use(state, template.template_id) == held
+    assert units_held(state, template.template_id) == held
     if template.max_number == -1:
-        assert room == -1
+        assert room == UNLIMITED
     else:
         assert room >= 0
         assert room == max(template.max_number - held, 0)
@@ -402,9 +404,9 @@ def asks_on_templates(draw: st.DrawFn) -> tuple[list[Template], Any]:
 def test_request_machines_records_before_any_cloud_call(
     case: tuple[list[Template], Any], capacity: int | None
 ) -> None:
-    from ohf.acquire import request_machines
     from ohf.effects import fake
     from ohf.intents import CreateFleet, RunInstances, SaveState
+    from ohf.parts import request_machines
 
     templates, ask = case
     cloud = fake.new_cloud(

@@ -39,8 +39,9 @@ from ohf.effects import fake, store_json
 from ohf.messages import OUTPUTS, ErrorOut
 from ohf.model import Request, State, Template
 from ohf.release import LOST_STATES
+from ohf.room import hf_number
 from ohf.status import VISIBILITY_GRACE_SECONDS, settled
-from ohf.templates import available, units_in_use
+from ohf.templates import room_left, units_held
 from ohf.testing import FakeProvider, call, fake_provider
 
 TERMINAL = ("complete", "complete_with_error")
@@ -179,7 +180,7 @@ class HostFactory(RuleBasedStateMachine):
         listed = {t["templateId"]: t for t in reply["templates"]}
         assert set(listed) == set(self.templates)
         for tid, out in listed.items():
-            assert out["availableNumber"] == available(self.templates[tid], before)
+            assert out["availableNumber"] == hf_number(room_left(self.templates[tid], before))
             assert {"type", "ncpus", "nram"} <= set(out["attributes"])
 
     @rule(data=st.data())
@@ -187,7 +188,9 @@ class HostFactory(RuleBasedStateMachine):
         ids = sorted(self.templates)
         unknown = data.draw(sometimes(10), label="unknown template")
         tid = "NoSuchTemplate" if unknown else data.draw(st.sampled_from(ids), label="tid")
-        room = available(self.templates[tid], self.state()) if tid in self.templates else 0
+        room = (
+            hf_number(room_left(self.templates[tid], self.state())) if tid in self.templates else 0
+        )
         over = data.draw(sometimes(5), label="over the limit")
         fits = st.integers(1, room if room > 0 else 5)
         count = data.draw(
@@ -423,7 +426,7 @@ class HostFactory(RuleBasedStateMachine):
         for tid, template in self.templates.items():
             if template.max_number < 0:
                 continue
-            assert units_in_use(state, tid) <= template.max_number, tid
+            assert units_held(state, tid) <= template.max_number, tid
 
 
 TestHostFactory = HostFactory.TestCase
@@ -447,4 +450,4 @@ def test_weighted_request_never_exceeds_max_number(tmp_path: Path) -> None:
         provider, "requestMachines", {"template": {"templateId": "Weighted", "machineCount": 3}}
     )
     state = store_json.load(tmp_path / "ohf-state.json").unwrap()
-    assert units_in_use(state, "Weighted") <= 3, (code, reply)
+    assert units_held(state, "Weighted") <= 3, (code, reply)

@@ -25,7 +25,8 @@ from hypothesis.stateful import initialize, rule
 from ohf import strategies as ohf_st
 from ohf.effects import fake
 from ohf.model import Request, State, Template
-from ohf.templates import available
+from ohf.room import hf_number
+from ohf.templates import room_left
 from ohf.testing import fake_provider
 from tests.test_stateful import MAX_NUMBERS, HostFactory, capacities
 
@@ -95,7 +96,7 @@ class FleetHostFactory(HostFactory):
             assert request.machines or (request.fleet_id and not request.fleet_done), request
 
     def room(self, tid: str) -> int:
-        return available(self.templates[tid], self.state())
+        return hf_number(room_left(self.templates[tid], self.state()))
 
     @staticmethod
     def check_acquire_status(request: Request, out: dict[str, Any]) -> None:

@@ -47,9 +47,10 @@ from ohf.effects import fake
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile, open_circuits
 from ohf.messages import OUTPUTS, ErrorOut
 from ohf.model import Request, State, Template
-from ohf.placement import PROVIDER_SEPARATOR, effective, units_on
+from ohf.placement import PROVIDER_SEPARATOR, effective
 from ohf.release import LOST_STATES
-from ohf.status import VISIBILITY_GRACE_SECONDS, acquire_status, live_units, settled
+from ohf.status import VISIBILITY_GRACE_SECONDS, acquire_status, settled
+from ohf.templates import live_units, units_held
 from ohf.testing import FakeProviders, advance, call_all, fake_providers
 from tests.test_stateful import (
     ENDED,
@@ -143,7 +144,7 @@ def room(template: Template, provider: ProviderConfig, state: State) -> int:
     most = limit(template, provider)
     if most < 0:
         return -1
-    return max(most - units_on(state, template.template_id, provider.name), 0)
+    return max(most - units_held(state, template.template_id, provider.name), 0)
 
 
 def summed_room(template: Template, providers: tuple[ProviderConfig, ...], state: State) -> int:
@@ -793,7 +794,7 @@ class ProvidersHostFactory(HostFactory):
         state = self.state()
         for tid, template in self.templates.items():
             for provider in self.config_providers:
-                held = units_on(state, tid, provider.name)
+                held = units_held(state, tid, provider.name)
                 if not may_use(template, provider):
                     assert held == 0, (tid, provider.name, held)
                 most = limit(template, provider)

@@ -1,0 +1,79 @@
+"""Offline checks of a loaded config, pure: every template as each provider would run it.
+
+`ohf validate` and `Provider.validate` print or return these verdicts; nothing here calls AWS
+or reads a file (the door hands in the state and the templates listing it computed).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from returns.result import Failure, Result
+
+from ohf.config import Config
+from ohf.model import OhfError, Template
+from ohf.placement import allowed, effective
+from ohf.templates import check_template
+
+
+class TemplateVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    """One template on one provider (None: the `[aws]` one): fine, or why not."""
+
+    template_id: str
+    provider: str | None = None
+    ok: bool
+    message: str = ""
+    disabled: bool = False
+
+
+class Validation(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of `validate`: where things are, each template's verdict, the listing's."""
+
+    source: str
+    state: str
+    log: str | None
+    templates: list[TemplateVerdict]
+    # Why getAvailableTemplates would fail on this config (attributes, state), if it would.
+    listing_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every template and the listing are fine."""
+        return self.listing_error is None and all(t.ok for t in self.templates)
+
+
+def template_verdicts(config: Config) -> list[TemplateVerdict]:
+    """Each template checked alone, or, with `[[providers]]`, as each provider it may use runs it
+    (its defaults and overrides applied)."""
+    out: list[TemplateVerdict] = []
+    for template in config.templates:
+        if not config.providers:
+            checked = check_template(template)
+            out.append(_verdict(template.template_id, None, checked))
+            continue
+        for provider in config.providers:
+            if not allowed(template, provider):
+                continue
+            checked = effective(template, provider).bind(check_template)
+            verdict = _verdict(template.template_id, provider.name, checked)
+            out.append(msgspec.structs.replace(verdict, disabled=not provider.enabled))
+    return out
+
+
+def _verdict(
+    template_id: str, provider: str | None, checked: Result[Template, OhfError]
+) -> TemplateVerdict:
+    if isinstance(checked, Failure):
+        message = checked.failure().message
+        return TemplateVerdict(
+            template_id=template_id, provider=provider, ok=False, message=message
+        )
+    return TemplateVerdict(template_id=template_id, provider=provider, ok=True)
+
+
+def verdict_line(verdict: TemplateVerdict) -> str:
+    """One verdict as `ohf validate` prints it."""
+    status = "ok" if verdict.ok else f"FAIL: {verdict.message}"
+    if verdict.provider is None:
+        return f"template {verdict.template_id}: {status}"
+    status += " (disabled)" if verdict.disabled else ""
+    return f"template {verdict.template_id} on {verdict.provider}: {status}"
