@@ -1,4 +1,4 @@
-"""What ohf holds, as rows for people and scripts, pure: requests, one request's detail, machines.
+"""What ohf holds, as rows for people and scripts, pure: templates, requests, machines.
 
 Read from the state alone (no AWS call): what the last HF call learnt. A request HF knows by
 one id may be placed in parts on several providers; its row sums them, its detail lists them.
@@ -10,13 +10,80 @@ from typing import Literal
 
 import msgspec
 
-from ohf.model import InstanceState, Machine, MachineResult, Request, RequestStatus, State
+from ohf.catalogue import Catalogue
+from ohf.config import Config
+from ohf.fleets import unit_weights
+from ohf.model import (
+    InstanceState,
+    Machine,
+    MachineResult,
+    Request,
+    RequestStatus,
+    State,
+    Template,
+)
 from ohf.parts import combined_status, hf_parts, parts_index
-from ohf.placement import label
+from ohf.placement import effective, label, providers_of, rooms
+from ohf.room import Room, Unlimited, total
 from ohf.status import acquire_result, machines_by_id, return_status
-from ohf.templates import live_units
+from ohf.templates import attributes, live_units, provider_api, units_held
 
 RequestKind = Literal["acquire", "return"]
+
+
+class TemplateRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One template: how it launches, its cap, what is in use, and its room (None: unlimited)."""
+
+    template_id: str
+    api: str
+    price_type: str
+    types: dict[str, int]
+    max_number: int
+    in_use: int
+    available: int | None
+    rooms: dict[str, int | None]
+    ncpus: int | None
+    nram: int | None
+    providers: list[str]
+
+
+def _free(room: Room) -> int | None:
+    return None if isinstance(room, Unlimited) else room
+
+
+def _number(attrs: dict[str, tuple[str, str]], name: str) -> int | None:
+    value = attrs.get(name, ("", ""))[1]
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def template_row(
+    config: Config, template: Template, state: State, catalogue: Catalogue
+) -> TemplateRow:
+    """One template as `ohf templates` shows it (its own view, or the first provider's)."""
+    view = effective(template, providers_of(config)[0]).value_or(template)
+    per = rooms(template, providers_of(config), state)
+    attrs = attributes(view, catalogue).value_or({})
+    return TemplateRow(
+        template_id=template.template_id,
+        api=provider_api(view),
+        price_type=view.price_type,
+        types=unit_weights(view),
+        max_number=template.max_number,
+        in_use=units_held(state, template.template_id),
+        available=_free(total(per.values())),
+        rooms={label(name): _free(room) for name, room in per.items()},
+        ncpus=_number(attrs, "ncpus"),
+        nram=_number(attrs, "nram"),
+        providers=[label(name) for name in per],
+    )
+
+
+def template_rows(config: Config, state: State, catalogue: Catalogue) -> list[TemplateRow]:
+    """Every template of the config, in its order."""
+    return [template_row(config, t, state, catalogue) for t in config.templates]
 
 
 class RequestRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -218,3 +285,21 @@ def request_detail(state: State, request_id: str, now: int) -> RequestDetail | N
         ],
         machines=[machine_row(p, m, now) for p in parts for m in p.machines],
     )
+
+
+class TemplateList(msgspec.Struct, frozen=True, kw_only=True):
+    """`ohf templates --json`."""
+
+    templates: list[TemplateRow]
+
+
+class RequestList(msgspec.Struct, frozen=True, kw_only=True):
+    """`ohf requests --json`."""
+
+    requests: list[RequestRow]
+
+
+class MachineList(msgspec.Struct, frozen=True, kw_only=True):
+    """`ohf machines --json`."""
+
+    machines: list[MachineRow]

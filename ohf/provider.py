@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ohf.config import AwsConfig
     from ohf.effects.health import Report
     from ohf.events import Event
-    from ohf.listings import MachineRow, RequestDetail, RequestRow
+    from ohf.listings import MachineRow, RequestDetail, RequestRow, TemplateRow
     from ohf.model import RequestStatus
     from ohf.program import Interpreter
     from ohf.validation import Validation
@@ -298,6 +298,13 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         return health.report(
             self.settings, lambda aws: logs.logged_clients(client_getter(aws, None), log)
         )
+
+    def template_rows(self) -> Result[list[TemplateRow], OhfError]:
+        """Every template: API, types, maxNumber, units in use, room (per provider too)."""
+        from ohf.listings import template_rows
+
+        catalogue = self.shell().catalogue
+        return self.state().map(lambda s: template_rows(self.settings.config, s, catalogue()))
 
     def requests(
         self,

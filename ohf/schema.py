@@ -14,10 +14,30 @@ from typing import Any
 import msgspec
 
 from ohf.config import Config
+from ohf.events import Event
+from ohf.listings import MachineList, MachineRow, PartRow, RequestList, RequestRow, TemplateList
 from ohf.messages import INPUTS, OUTPUTS
 from ohf.model import Template
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class RequestShow(msgspec.Struct, frozen=True, kw_only=True):
+    """`ohf requests show ID --json`: the request, its parts and machines, and its events."""
+
+    request: RequestRow
+    parts: list[PartRow]
+    machines: list[MachineRow]
+    events: list[Event]
+
+
+# The `--json` documents of the listing commands.
+LISTINGS: dict[str, tuple[Any, str]] = {
+    "templates": (TemplateList, "ohf templates --json"),
+    "requests": (RequestList, "ohf requests --json"),
+    "requests-show": (RequestShow, "ohf requests show ID --json"),
+    "machines": (MachineList, "ohf machines --json"),
+}
 
 
 class TemplatesDocument(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +90,8 @@ def all_schemas() -> dict[str, dict[str, Any]]:
         out[f"hf/{call}.input.schema.json"] = _schema(kind, f"HF {call} input")
     for call, kind in OUTPUTS.items():
         out[f"hf/{call}.output.schema.json"] = _schema(kind, f"HF {call} output")
+    for command, (kind, title) in LISTINGS.items():
+        out[f"cli/{command}.schema.json"] = _schema(kind, title)
     return out
 
 

@@ -69,7 +69,7 @@ def module_name(path: Path) -> str:
 def layer(name: str) -> str:
     if name == "ohf":
         return "package"
-    if name in {"ohf.__main__", "ohf.cli"} or name.startswith("ohf.api"):
+    if name == "ohf.__main__" or name.startswith(("ohf.cli", "ohf.api")):
         return "face"
     if name in DOOR:
         return "door"

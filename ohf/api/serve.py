@@ -7,9 +7,8 @@ nothing from the process itself; settings, logs and AWS clients come from the fr
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from returns.result import Failure
 
@@ -18,34 +17,30 @@ from ohf.api.auth import config_problem, make_verifier
 from ohf.api.metrics import Tally, bump
 
 
-def _arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="ohf serve", description="Serve the ohf REST API.")
-    parser.add_argument("--host", help="address to listen on (default: [api] host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: [api] port, 8080)")
-    parser.add_argument("--config", help="the ohf config file")
-    return parser.parse_args(list(argv))
+def serve(
+    host: str | None, port: int | None, config: str | None, env: Mapping[str, str], cwd: str
+) -> int:
+    """Check the config, then serve until interrupted; 1 (with a message) if it cannot start.
 
-
-def serve(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> int:
-    """Check the config, then serve until interrupted; 1 (with a message) if it cannot start."""
+    `host` and `port` (None: the config's `[api]` ones) and `config` come from the command line.
+    """
     import uvicorn
 
     from ohf.provider import Provider, configure_logging
 
-    args = _arguments(argv)
     tally = Tally()
 
     def aws_call(operation: str) -> None:
         bump(tally, "ohf_aws_calls_total", operation)
 
-    opened = Provider.open(args.config, env, cwd=cwd, on_call=aws_call)
+    opened = Provider.open(config, env, cwd=cwd, on_call=aws_call)
     if isinstance(opened, Failure):
         print(f"ohf serve: {opened.failure().message}", file=sys.stderr)
         return 1
     provider = opened.unwrap()
     api = provider.settings.config.api
-    host = args.host or api.host
-    port = args.port or api.port
+    host = host or api.host
+    port = port or api.port
     problem = config_problem(api, host, env)
     if problem is not None:
         print(f"ohf serve: refusing to start: {problem.message}", file=sys.stderr)

@@ -53,6 +53,27 @@ def read_bytes(path: str | Path, *, what: str) -> Result[bytes, OhfError]:
         return Failure(OhfError(message=f"cannot read {what} {path}: {exc}", code="input"))
 
 
+def write_bytes(path: str | Path, data: bytes, *, what: str) -> Result[None, OhfError]:
+    """Write a whole file atomically (a temp file beside it, then renamed over it): a reader
+    never sees half of it, and a failure leaves what was there."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        return Failure(OhfError(message=f"cannot write {what} {path}: {exc}", code="output"))
+    return Success(None)
+
+
 def read_text(path: str | Path, *, what: str = "file") -> Result[str, OhfError]:
     """The UTF-8 text of a file, or a Failure naming it."""
     return read_bytes(path, what=what).bind(lambda raw: _utf8(raw, f"{what} {path}"))
