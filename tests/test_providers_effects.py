@@ -27,6 +27,7 @@ from returns.result import Failure, Success
 from ohf.codes import OPEN_CODE
 from ohf.config import AwsConfig, Config, ProviderConfig
 from ohf.effects import aws, circuit, health
+from ohf.effects.aws import clients as aws_clients
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile, circuits, open_circuits
 from ohf.effects.files import Settings, load_settings
 from ohf.effects.providers import provider_clouds, routed
@@ -280,7 +281,7 @@ def test_a_wrong_external_id_fails_naming_the_role_and_the_parameters_are_sent(
     session = aws.assumed_session(config, None, source=source)
     # EC2 is never reached (the endpoint is closed): credentials are needed first.
     interpret = aws.make_interpreter(
-        config, clients=lambda service: aws._make_client(config, service, None, session)
+        config, clients=lambda service: aws_clients._make_client(config, service, None, session)
     )
 
     answer = interpret(DescribeInstances(request_ids=("r-1",)))
@@ -314,7 +315,7 @@ def test_without_an_external_id_none_is_sent_and_expiring_credentials_are_renewe
         {"RoleArn": EAST_ROLE, "RoleSessionName": "ohf"},
     )
     session = aws.assumed_session(config, None, source=source)
-    ec2 = aws._make_client(config, "ec2", None, session)
+    ec2 = aws_clients._make_client(config, "ec2", None, session)
     keys: list[str] = []
     ec2.meta.events.register(
         "before-send",
@@ -849,7 +850,8 @@ vmType = "c5.large"
 def test_a_5xx_capacity_error_keeps_its_code(code: str, expected: str) -> None:
     from botocore.exceptions import ClientError
 
-    from ohf.effects.aws import _client_error, is_transient_exception
+    from ohf.effects.aws import is_transient_exception
+    from ohf.effects.aws.errors import _client_error
 
     exc = ClientError(
         {
