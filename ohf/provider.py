@@ -275,7 +275,7 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         getAvailableTemplates would answer (the store is not read for a DynamoDB state)."""
         from ohf.effects import store
         from ohf.hf import templates_reply
-        from ohf.validation import Validation, template_verdicts
+        from ohf.validation import Validation, template_verdicts, warnings
 
         settings = self.settings
         offline = settings.config.storage.type == "dynamodb"
@@ -288,6 +288,7 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
             log=settings.log_path,
             templates=template_verdicts(settings.config),
             listing_error=listing.failure().message if isinstance(listing, Failure) else None,
+            warnings=warnings(settings.config),
         )
 
     def health(self) -> Report:

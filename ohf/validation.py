@@ -1,10 +1,14 @@
 """Offline checks of a loaded config, pure: every template as each provider would run it.
 
 `ohf validate` and `Provider.validate` print or return these verdicts; nothing here calls AWS
-or reads a file (the door hands in the state and the templates listing it computed).
+or reads a file (the door hands in the state and the templates listing it computed). Warnings
+are things that work but that an administrator should know (`WARNINGS`: each a pure function
+of the config); they never fail the validation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 from returns.result import Failure, Result
@@ -34,6 +38,8 @@ class Validation(msgspec.Struct, frozen=True, kw_only=True):
     templates: list[TemplateVerdict]
     # Why getAvailableTemplates would fail on this config (attributes, state), if it would.
     listing_error: str | None = None
+    # What works but deserves a look (insecure settings, keys ohf does not honour...).
+    warnings: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -77,3 +83,13 @@ def verdict_line(verdict: TemplateVerdict) -> str:
         return f"template {verdict.template_id}: {status}"
     status += " (disabled)" if verdict.disabled else ""
     return f"template {verdict.template_id} on {verdict.provider}: {status}"
+
+
+# Each takes the config and says what deserves a warning (one line each, naming the template
+# or key); `warnings` runs them all.
+WARNINGS: tuple[Callable[[Config], list[str]], ...] = ()
+
+
+def warnings(config: Config) -> list[str]:
+    """Every warning about `config`, in the order of `WARNINGS`."""
+    return [line for check in WARNINGS for line in check(config)]

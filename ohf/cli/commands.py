@@ -59,6 +59,8 @@ def validate(args: argparse.Namespace) -> int:
         print(verdict_line(verdict))
     if result.listing_error is not None:
         print(f"templates: FAIL: {result.listing_error}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     return 0 if result.ok else 1
 
 
