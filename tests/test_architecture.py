@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import hf_env
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ohf"
-DOOR = {"ohf.hf", "ohf.provider"}
+DOOR = {"ohf.hf", "ohf.provider", "ohf.shell"}
 TEST_SUPPORT = ("ohf.testing", "ohf.strategies")
 # The core may not touch the world: no I/O library, no clock, no randomness, no environment,
 # and none of the layers around it.

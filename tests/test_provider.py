@@ -126,7 +126,7 @@ def test_aws_calls_made_through_the_rest_api_are_logged_like_the_clis(
     # The REST API over the same kind of config, through the front door.
     config = moto_toml(tmp_path / "api", aws, subnet, level="DEBUG")
     provider = Provider.open(str(config), {**os.environ}, cwd=str(tmp_path)).unwrap()
-    from ohf.provider import configure_logging
+    from ohf.shell import configure_logging
 
     configure_logging(provider.settings, "serve", "api", {})
     api = ApiConfig(auth="none")

@@ -26,7 +26,8 @@ def serve(
     """
     import uvicorn
 
-    from ohf.provider import Provider, configure_logging
+    from ohf.provider import Provider
+    from ohf.shell import configure_logging
 
     tally = Tally()
 

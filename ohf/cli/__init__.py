@@ -54,7 +54,8 @@ def hf_call(call: str, argv: Sequence[str]) -> int:
 
     from ohf.hf import Reply, error_reply
     from ohf.model import OhfError
-    from ohf.provider import Provider, configure_logging, new_correlation
+    from ohf.provider import Provider
+    from ohf.shell import configure_logging, new_correlation
 
     def emit(reply: Reply) -> int:
         sys.stdout.buffer.write(reply.body + b"\n")
