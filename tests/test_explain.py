@@ -103,8 +103,8 @@ def test_a_cut_off_launch_and_lost_and_returned_machines() -> None:
     held = request(machines=(running(1), lost, gone), status="complete_with_error")
     said = reasons(State(requests={"req-1": held}))
     assert (
-        "1 machine(s) on provider aws lost before HF returned them (i-9: Server.SpotInstanceTermination)"
-        in said
+        "1 machine(s) on provider aws lost before HF returned them "
+        "(i-9: Server.SpotInstanceTermination)" in said
     )
     assert "1 machine(s) on provider aws returned by ret-1" in said
 
