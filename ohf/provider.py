@@ -111,7 +111,8 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         decoded = decode_input(name, payload)
         if isinstance(decoded, Failure):
             return error_reply(decoded.failure())
-        return encoded(self._serve(name, decoded.unwrap()))
+        replied = self._serve(name, decoded.unwrap())
+        return encoded(replied)
 
     def _serve(self, name: str, message: Any) -> Replied:
         shell = self.shell()
@@ -125,17 +126,16 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
                 refused(OhfError(message=f"internal error in {name}: {type(exc).__name__}: {exc}")),
                 internal=True,
             )
-        body = msgspec.json.encode(replied.reply)
-        from ohf.effects.logs import request_ids
-
-        log.info(
-            "%s exit=%d in %.3fs: %s",
-            name,
-            replied.exit_code,
-            time.perf_counter() - started,
-            body[:2000].decode("utf-8", "replace"),
-            extra={"request_id": request_ids(body)},
-        )
+        if log.isEnabledFor(logging.INFO):
+            body = msgspec.json.encode(replied.reply)
+            log.info(
+                "%s exit=%d in %.3fs: %s",
+                name,
+                replied.exit_code,
+                time.perf_counter() - started,
+                body[:2000].decode("utf-8", "replace"),
+                extra={"request_id": _request_ids(replied.reply)},
+            )
         return replied
 
     def _typed(self, name: str, message: Any) -> Result[Any, OhfError]:
@@ -336,6 +336,14 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         from ohf.effects import store
 
         return store.import_lines(self.settings, lines, force=force)
+
+
+def _request_ids(reply: Any) -> str | None:
+    """The HF request id(s) a reply is about (comma-separated, at most ten), for the log."""
+    if isinstance(getattr(reply, "request_id", None), str):
+        return str(reply.request_id)
+    ids = [r.request_id for r in getattr(reply, "requests", ()) if hasattr(r, "request_id")]
+    return ",".join(ids[:10]) if ids else None
 
 
 def _no_request(request_id: str) -> OhfError:
