@@ -11,7 +11,6 @@ scripted with botocore's Stubber, with AWS's own error shape.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -184,7 +183,9 @@ def test_a_provider_with_a_profile_uses_that_profiles_keys(
     assert not identities["default"].endswith(":user/hf-east")  # the default chain's keys
 
 
-def test_a_refused_assume_role_names_the_action_and_the_role(moto: None) -> None:
+def test_a_refused_assume_role_names_the_action_and_the_role(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from moto.core import set_initial_no_auth_action_count
 
     @set_initial_no_auth_action_count(3)  # the set-up's three IAM calls go unchecked
@@ -198,8 +199,9 @@ def test_a_refused_assume_role_names_the_action_and_the_role(moto: None) -> None
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [policy]}),
         )
         key = iam.create_access_key(UserName="hf")["AccessKey"]
-        os.environ["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
-        os.environ["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
+        # The user's keys for this test only (monkeypatch puts the static ones back).
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         config = AwsConfig(region="us-east-1", role_arn=EAST_ROLE, max_attempts=1)
         return aws.make_interpreter(config)(DescribeInstances(request_ids=("r-1",)))
 
