@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ohf.messages import INPUTS
+
+if TYPE_CHECKING:
+    from ohf.hf import Reply
 
 CALLS = tuple(INPUTS)
 _HELP = frozenset({"-h", "--help"})
@@ -48,19 +52,21 @@ def _spelling(key: str) -> str:
     return {"file": "-f/--file", "data": "-d/--data", "config": "--config"}[key]
 
 
+def emit(reply: Reply) -> int:
+    """Print HF's reply, alone, on stdout; its exit code."""
+    sys.stdout.buffer.write(reply.body + b"\n")
+    sys.stdout.flush()
+    return reply.exit_code
+
+
 def hf_call(call: str, argv: Sequence[str]) -> int:
     """One HF call from the command line: HF's JSON on stdout, exit code 0 or 1."""
     from returns.result import Failure
 
-    from ohf.hf import Reply, error_reply
+    from ohf.hf import error_reply
     from ohf.model import OhfError
     from ohf.provider import Provider
     from ohf.shell import configure_logging, new_correlation
-
-    def emit(reply: Reply) -> int:
-        sys.stdout.buffer.write(reply.body + b"\n")
-        sys.stdout.flush()
-        return reply.exit_code
 
     values, problem = hf_arguments(argv)
     if problem is not None:
