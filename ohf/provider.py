@@ -43,6 +43,8 @@ from ohf.shell import CallHook, aws_shells, new_correlation
 
 if TYPE_CHECKING:
     from ohf.breaker import Breaker
+    from ohf.config import AwsConfig
+    from ohf.discovery import Discovery
     from ohf.effects.health import Report
     from ohf.events import Event
     from ohf.explain import Explanation
@@ -336,6 +338,27 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         from ohf.effects import store
 
         return store.import_lines(self.settings, lines, force=force)
+
+    # --- Set-up ------------------------------------------------------------------------------
+
+    @staticmethod
+    def discover(
+        aws: AwsConfig,
+        *,
+        types: Iterable[str] = (),
+        image: str | None = None,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> Result[Discovery, OhfError]:
+        """What `ohf init` needs from the account `aws` reaches (before any config exists):
+        identity, VPCs, subnets, groups, key pairs, current AMIs (and `image`), and which
+        instance types (ohf's candidates and `types`) are offered where."""
+        from ohf.effects.aws import client_getter
+        from ohf.effects.discover import discover
+
+        clients = client_getter(aws, None)
+        return discover(
+            clients, types=types, image=image, progress=progress, endpoint=aws.endpoint_url
+        )
 
 
 def _request_ids(reply: Any) -> str | None:

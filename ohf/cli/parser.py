@@ -65,7 +65,9 @@ def _init(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--security-groups", metavar="IDS", help="comma-separated group ids")
     parser.add_argument("--image", metavar="AMI", help="an AMI id or SSM parameter path")
     parser.add_argument("--key-name", metavar="NAME", help="an EC2 key pair for the hosts")
-    parser.add_argument("--instance-types", metavar="TYPES", help="comma-separated types")
+    parser.add_argument(
+        "--instance-types", metavar="TYPES", help="the first on-demand, others spot"
+    )
     parser.add_argument("--yes", action="store_true", help="take every default; never ask")
     parser.add_argument("--force", action="store_true", help="replace an existing ohf.toml")
     parser.add_argument(
