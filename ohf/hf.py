@@ -274,11 +274,29 @@ def _program(
                 }
                 for p in config.providers
             },
+            tag_ids=config.aws.tag_instance_id,
         )
     if call == "requestReturnMachines":
         return release.return_machines(state, message, return_id=shell.new_id("ret"), now=now)
     providers = tuple(p.name for p in providers_of(config))
-    return release.return_requests(state, message, now=now, providers=providers)
+    return release.return_requests(
+        state,
+        message,
+        now=now,
+        providers=providers,
+        terminate_on_notice=config.aws.terminate_spot_on_notice,
+    )
+
+
+def read_only_call(call: str, config: Config) -> bool:
+    """True for a call that never changes the state: it runs without the store's lock.
+
+    getReturnRequests changes it only when it terminates noticed spot machines (and must then
+    record that they are going, in the same transaction as everything else).
+    """
+    if call == "getReturnRequests":
+        return not config.aws.terminate_spot_on_notice
+    return call == "getAvailableTemplates"
 
 
 @contextlib.contextmanager
@@ -295,7 +313,7 @@ def guarded_cloud(shell: Shell) -> Iterator[Callable[[Intent], Answer]]:
 def serve(shell: Shell, call: str, message: Any) -> Replied:
     """Run one HF call on its decoded input; never raises for AWS errors."""
     now = shell.now()
-    if call in ("getAvailableTemplates", "getReturnRequests"):
+    if read_only_call(call, shell.settings.config):
         loaded = store.read(shell.settings)
         if isinstance(loaded, Failure):
             return refused(loaded.failure())

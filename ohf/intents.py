@@ -204,6 +204,18 @@ class DescribeSpotSignals(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     instance_ids: tuple[str, ...]
 
 
+class TagInstanceIds(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Tag each instance and its volumes `InstanceID=<instance id>` (IBM's AWS_TAG_InstanceID).
+
+    `instances`: (instance id, its volume ids) pairs. One CreateTags per instance, since one
+    call gives every resource it names the same value. Result: `{instance id: ""}` for each
+    tagged, `{instance id: why not}` for each refused; after a refusal that would refuse the
+    rest too (permissions, throttling past retries) the rest are not tried and are absent.
+    """
+
+    instances: tuple[tuple[str, tuple[str, ...]], ...]
+
+
 FleetIntent = (
     CreateLaunchTemplate
     | DeleteLaunchTemplate
@@ -240,5 +252,6 @@ Intent = (
     | ResolveImage
     | ReadText
     | SaveState
+    | TagInstanceIds
     | FleetIntent
 )

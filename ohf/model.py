@@ -32,6 +32,8 @@ Phase = Literal["launching", "launched", "failed"]
 # Every resource ohf creates carries these tags, so it can be found even if state is lost.
 REQUEST_TAG = "ohf:request-id"
 TEMPLATE_TAG = "ohf:template-id"
+# IBM's AWS_TAG_InstanceID tag (`[aws] tag_instance_id`): on each instance and its volumes.
+INSTANCE_ID_TAG = "InstanceID"
 
 TemplateId = Annotated[str, Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
 AttributeValue = tuple[str, str | int | float]
@@ -104,6 +106,8 @@ class Instance(msgspec.Struct, frozen=True, kw_only=True):
     template_id: str | None = None
     lifecycle: Literal["on-demand", "spot"] = "on-demand"
     state_reason: str = ""
+    # The EBS volumes attached to it (DescribeInstances' block device mappings).
+    volume_ids: tuple[str, ...] = ()
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +125,8 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     result: MachineResult = "executing"
     returned_by: str | None = None
     message: str = ""
+    # It and its volumes carry the tag `InstanceID=<its id>` (`[aws] tag_instance_id`).
+    id_tagged: bool = False
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):

@@ -40,12 +40,14 @@ def request_status(
     templates: tuple[Template, ...] = (),
     placement: Placement | None = None,
     provider_weights: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    tag_ids: bool = False,
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
     """The getRequestStatus program: one describe per provider for every request asked about.
 
     A request placed on several providers is observed in each, reported as one, and (with
     `placement`) a fleet part that stopped short hands the rest to the next provider.
-    `provider_weights` gives each provider's unit weights (its view of the templates).
+    `provider_weights` gives each provider's unit weights (its view of the templates);
+    `tag_ids` tags machines newly running `InstanceID=<id>` (`[aws] tag_instance_id`).
     """
     ids = list(unique(r.request_id for r in ask.requests))
     acquire_ids = [i for i in ids if i in state.requests]
@@ -74,7 +76,12 @@ def request_status(
         new_state, notes[provider] = yield from on(
             provider,
             observe_group(
-                new_state, rids, group_cut, (provider_weights or {}).get(provider, weights), now
+                new_state,
+                rids,
+                group_cut,
+                (provider_weights or {}).get(provider, weights),
+                now,
+                tag_ids=tag_ids,
             ),
         )
     if placement is not None and placement.failover:

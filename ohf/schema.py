@@ -48,10 +48,13 @@ class TemplatesDocument(msgspec.Struct, frozen=True, kw_only=True):
 
 def _without_extras(schema: dict[str, Any]) -> dict[str, Any]:
     # `extras` holds unknown template keys after decoding; in a file they are just extra keys.
+    # `ibm_unhonoured` holds what ohf read from IBM's awsprov_config.json, never a config key.
     for name, definition in schema.get("$defs", {}).items():
         if name == "Template":
             definition["properties"].pop("extras", None)
             definition["additionalProperties"] = True
+        if name == "Config":
+            definition["properties"].pop("ibm_unhonoured", None)
     return schema
 
 

@@ -32,6 +32,7 @@ from ohf.model import (
     State,
 )
 from ohf.program import Answer, on
+from ohf.upkeep import tag_running
 
 # DescribeInstances is eventually consistent: a just-launched instance can be missing for a
 # while. Within this window a missing, never-seen-running machine is not declared gone.
@@ -344,14 +345,21 @@ def observe_group(
     cut: list[str],
     weights: Mapping[str, Mapping[str, int]],
     now: int,
+    *,
+    tag_ids: bool = False,
 ) -> Generator[Intent, Answer, tuple[State, str]]:
-    """One provider's share of a poll: one describe, fleets, cut-off requests, clean-ups."""
+    """One provider's share of a poll: one describe, fleets, cut-off requests, clean-ups, and
+    (`tag_ids`) the InstanceID tags of machines newly running."""
     answer = yield DescribeInstances(request_ids=tuple(request_ids))
     if isinstance(answer, Failure):
         return state, f"AWS did not answer ({answer.failure().message}); last known state shown"
-    new_state = apply_observations(state, request_ids, answer.unwrap(), weights, now)
+    seen = answer.unwrap()
+    new_state = apply_observations(state, request_ids, seen, weights, now)
     new_state, fleet_note = yield from follow_fleets(new_state, request_ids)
     new_state = restatus(new_state, request_ids)
     new_state = yield from end_cut_off(new_state, cut, now)
     new_state = yield from clean_up_finished(new_state, request_ids)
-    return new_state, fleet_note
+    tag_note = ""
+    if tag_ids:
+        new_state, tag_note = yield from tag_running(new_state, request_ids, seen)
+    return new_state, "; ".join(n for n in (fleet_note, tag_note) if n)

@@ -14,6 +14,7 @@ import msgspec
 from returns.result import Failure, Result
 
 from ohf.config import Config
+from ohf.ibm import credential_sources, unhonoured_config_keys, unhonoured_template_keys
 from ohf.model import OhfError, Template
 from ohf.placement import allowed, effective
 from ohf.templates import check_template
@@ -87,7 +88,11 @@ def verdict_line(verdict: TemplateVerdict) -> str:
 
 # Each takes the config and says what deserves a warning (one line each, naming the template
 # or key); `warnings` runs them all.
-WARNINGS: tuple[Callable[[Config], list[str]], ...] = ()
+WARNINGS: tuple[Callable[[Config], list[str]], ...] = (
+    unhonoured_config_keys,
+    unhonoured_template_keys,
+    credential_sources,
+)
 
 
 def warnings(config: Config) -> list[str]:

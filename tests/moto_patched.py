@@ -41,13 +41,19 @@ Each gap, as found by trying moto 5.2.5, and what the patch does (faithful to AW
   as many as fit, up to MaxCount (moto launches MinCount; AWS as many as it can). Without the
   variable RunInstances is moto's own.
 
+- Spot requests are always "fulfilled": moto never marks one for interruption. Patched: a spot
+  instance tagged `ohf-test:spot-status=<code>` (CreateTags, from the test) shows `<code>` (say
+  "marked-for-termination") as its spot request's status, updated now, as AWS shows a notice
+  two minutes before it takes the instance. Spot requests exist for Spot Fleet instances only:
+  moto's RunInstances with spot market options makes none (AWS makes one).
+
 Not patched (tests must not rely on these): moto ignores ClientToken on CreateFleet,
 RequestSpotFleet and RunInstances (a retry makes a second fleet, or more instances); Spot Fleet
 reads only the first override of each launch template config and launches everything as spot
 (OnDemandTargetCapacity, ValidUntil and SpotPrice limits are ignored); groups launch only
 on-demand instances; fleets report no ActivityStatus and have no history (DescribeFleetHistory
 and DescribeSpotFleetRequestHistory are NotImplemented); DescribeScalingActivities answers
-nothing; spot requests are always "fulfilled" (no interruption notices); without
+nothing; spot requests are "fulfilled" unless their instance carries the tag above; without
 OHF_MOTO_CAPACITY nothing ever fails for lack of capacity, and fleets and groups never do (their
 instances count towards the cap, though).
 """
@@ -60,6 +66,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.autoscaling.exceptions import AutoscalingClientError
@@ -69,7 +76,11 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.fleets import Fleet, FleetsBackend
 from moto.ec2.models.instances import InstanceBackend
-from moto.ec2.models.spot_requests import SpotFleetRequest, SpotRequestBackend
+from moto.ec2.models.spot_requests import (
+    SpotFleetRequest,
+    SpotInstanceRequest,
+    SpotRequestBackend,
+)
 from moto.ec2.responses.fleets import Fleets
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.spot_fleets import SpotFleets
@@ -453,6 +464,24 @@ def _capped_run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
     return run_instances
 
 
+# --- Spot interruption notices ----------------------------------------------------------------
+
+SPOT_STATUS_TAG = "ohf-test:spot-status"
+
+
+def _tagged_spot_status(original: property) -> property:
+    def status(self: SpotInstanceRequest) -> dict[str, Any]:
+        shown: dict[str, Any] = dict(original.fget(self))  # type: ignore[misc]
+        for tag in self.instance.get_tags():
+            if tag["key"] == SPOT_STATUS_TAG:
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                message = f"Spot Instance {tag['value']} (the test's {SPOT_STATUS_TAG} tag)"
+                shown.update(Code=tag["value"], Message=message, UpdateTime=now)
+        return shown
+
+    return property(status)
+
+
 # --- Applying ----------------------------------------------------------------------------------
 
 
@@ -501,6 +530,11 @@ def apply_patches() -> Undo:
         AutoScalingBackend,
         "terminate_instance",
         _known_instance(AutoScalingBackend.terminate_instance),
+    )
+    put(
+        SpotInstanceRequest,
+        "status",
+        _tagged_spot_status(SpotInstanceRequest.__dict__["status"]),
     )
 
     def undo() -> None:

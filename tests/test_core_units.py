@@ -17,11 +17,11 @@ from returns.result import Failure, Result, Success
 from ohf.config import (
     AwsConfig,
     decode_config,
-    decode_ibm_config,
     decode_template_file,
     merge_templates,
 )
 from ohf.effects.aws import run_instances_params
+from ohf.ibm import decode_ibm_config
 from ohf.intents import (
     DescribeInstances,
     Intent,

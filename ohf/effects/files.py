@@ -20,11 +20,11 @@ from ohf.config import (
     conf_dirs,
     config_candidates,
     decode_config,
-    decode_ibm_config,
     decode_template_file,
     ibm_file_names,
     merge_templates,
 )
+from ohf.ibm import decode_ibm_config
 from ohf.model import OhfError
 from ohf.placement import check_providers
 

@@ -15,7 +15,8 @@ quota and permission errors are never retried: the core reports them.
 
 Modules: `clients` (sessions, assumed roles, botocore's config), `errors`, `retries`, one per
 family of intents (`instances`, `launch_templates`, `create_fleets`, `describe_fleets`,
-`change_fleets`, `spot_signals`), and `interpreter` (`make_interpreter`: the dispatch table).
+`change_fleets`, `spot_signals`, `tags`), `credential_script` (IBM's AWS_CREDENTIAL_SCRIPT,
+refreshed before expiry) and `interpreter` (`make_interpreter`: the dispatch table).
 """
 
 from ohf.effects.aws.clients import (

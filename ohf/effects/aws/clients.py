@@ -27,6 +27,8 @@ def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
     With `role_arn` the clients share one session whose credentials come from STS AssumeRole,
     so the role is assumed once (on the first AWS call) for all of them, and again only when
     the temporary credentials near their expiry (a long-lived process such as `ohf serve`).
+    With `credential_script` they share one session too, so the script runs once for all of
+    them (and again before its credentials expire).
     """
     cache: dict[str, Any] = {}
     session: list[Any] = []
@@ -35,11 +37,16 @@ def client_getter(config: AwsConfig, on_call: CallHook | None) -> ClientGetter:
     def get(service: str) -> Any:
         with lock:
             if service not in cache:
-                if config.role_arn is None:
+                if config.role_arn is None and config.credential_script is None:
                     cache[service] = _make_client(config, service, on_call)
                 else:
                     if not session:
-                        session.append(assumed_session(config, on_call))
+                        shared = (
+                            source_session(config)
+                            if config.role_arn is None
+                            else assumed_session(config, on_call)
+                        )
+                        session.append(shared)
                     cache[service] = _make_client(config, service, on_call, session[0])
             return cache[service]
 
@@ -68,12 +75,22 @@ def _botocore_config(config: AwsConfig, service: str) -> Any:
 
 
 def source_session(config: AwsConfig) -> Any:
-    """A boto3 session with the configured credentials: the profile (in `credentials_file`, if
-    set), else the default chain (environment, shared files, instance or container role)."""
+    """A boto3 session with the configured credentials: the credential script's (which win),
+    else the profile (in `credentials_file`, if set), else the default chain (environment,
+    shared files, instance or container role)."""
     import boto3
     import botocore.session
 
     core = botocore.session.Session()
+    if config.credential_script:
+        from ohf.effects.aws.credential_script import script_credentials
+
+        # The same attribute `assumed_session` sets: the session's clients all use these.
+        core._credentials = script_credentials(
+            config.credential_script, config.credential_script_timeout
+        )
+        # The profile is not used, so a profile the files lack is no error.
+        return boto3.session.Session(botocore_session=core, region_name=config.region)
     if config.credentials_file:
         core.set_config_variable("credentials_file", config.credentials_file)
     return boto3.session.Session(

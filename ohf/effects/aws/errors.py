@@ -120,6 +120,7 @@ def _failure(operation: str, exc: Exception) -> Failure[OhfError]:
     from botocore.exceptions import (
         ClientError,
         ConnectTimeoutError,
+        CredentialRetrievalError,
         NoCredentialsError,
         NoRegionError,
         ReadTimeoutError,
@@ -127,6 +128,10 @@ def _failure(operation: str, exc: Exception) -> Failure[OhfError]:
 
     if isinstance(exc, ClientError):
         return Failure(_client_error(operation, exc))
+    if isinstance(exc, CredentialRetrievalError):
+        # A credential script (or another source) failed: its message names it. Not transient:
+        # running a broken script again within the same call would not mend it.
+        return Failure(OhfError(message=f"{operation}: {exc}", code="credentials"))
     if isinstance(exc, NoRegionError):
         return Failure(
             OhfError(

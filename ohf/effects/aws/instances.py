@@ -50,6 +50,11 @@ def instance_of(raw: dict[str, Any]) -> Instance:
         template_id=tags.get(TEMPLATE_TAG),
         lifecycle="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
         state_reason=(raw.get("StateReason") or {}).get("Message", ""),
+        volume_ids=tuple(
+            m["Ebs"]["VolumeId"]
+            for m in raw.get("BlockDeviceMappings", []) or []
+            if (m.get("Ebs") or {}).get("VolumeId")
+        ),
     )
 
 

@@ -19,6 +19,7 @@ from ohf.effects.aws.instances import _describe, _resolve, _run, _terminate
 from ohf.effects.aws.launch_templates import _create_launch_template, _delete_launch_template
 from ohf.effects.aws.retries import Retries, retrying
 from ohf.effects.aws.spot_signals import _spot_signals
+from ohf.effects.aws.tags import _tag_instance_ids
 from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
@@ -31,6 +32,7 @@ from ohf.intents import (
     ModifyFleetTarget,
     ResolveImage,
     RunInstances,
+    TagInstanceIds,
     TerminateInGroup,
     TerminateInstances,
 )
@@ -72,6 +74,7 @@ def make_interpreter(
         TerminateInGroup: _terminate_in_group,
         DeleteFleet: _delete_fleet,
         DescribeSpotSignals: _spot_signals,
+        TagInstanceIds: _tag_instance_ids,
     }
 
     def interpret(intent: Intent) -> Answer:

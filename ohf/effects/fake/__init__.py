@@ -56,8 +56,9 @@ whose faults only drop the errors), ModifyFleet / ModifySpotFleetRequest /
 UpdateAutoScalingGroup, TerminateInstanceInAutoScalingGroup (one per instance, then one
 TerminateInstances for ids not in the group), DescribeFleets + DeleteFleets /
 CancelSpotFleetRequests (+ DescribeSpotFleetRequests when already cancelled) /
-DeleteAutoScalingGroup, DescribeSpotInstanceRequests. A fault fails its whole intent before any
-of the intent's effects.
+DeleteAutoScalingGroup, DescribeSpotInstanceRequests, CreateTags (one per instance tagged with
+its InstanceID; every instance has one volume, `vol-` + its id's digits, whose CreateTags tags
+are in `volume_tags`). A fault fails its whole intent before any of the intent's effects.
 """
 
 from ohf.effects.fake.cloud import (

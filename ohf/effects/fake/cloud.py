@@ -88,6 +88,9 @@ class FakeCloud(msgspec.Struct, frozen=True, kw_only=True):
     signals: dict[str, tuple[SpotSignal, ...]] = {}
     # Serial number of the last launch template or fleet id handed out.
     serial: int = 0
+    # Tags CreateTags put on volumes (each instance has one volume, `Instance.volume_ids`,
+    # which carries its launch tags too, as TagSpecifications would put them there).
+    volume_tags: dict[str, dict[str, str]] = {}
 
 
 def new_cloud(

@@ -17,7 +17,14 @@ from ohf.effects.fake.change_fleets import (
 from ohf.effects.fake.cloud import Answer, FakeCloud, _error, _take_fault
 from ohf.effects.fake.describe_fleets import _describe_fleets
 from ohf.effects.fake.fleets import _CREATE_OP, _DESCRIBE_OP, _MODIFY_OP, _create_fleet, tick
-from ohf.effects.fake.instances import _describe, _resolve, _run, _spot_signals, _terminate
+from ohf.effects.fake.instances import (
+    _describe,
+    _resolve,
+    _run,
+    _spot_signals,
+    _tag_instance_ids,
+    _terminate,
+)
 from ohf.effects.fake.launch_templates import (
     _create_launch_template,
     _delete_launch_template,
@@ -35,6 +42,7 @@ from ohf.intents import (
     ModifyFleetTarget,
     ResolveImage,
     RunInstances,
+    TagInstanceIds,
     TerminateInGroup,
     TerminateInstances,
 )
@@ -102,6 +110,8 @@ _OPERATIONS: dict[type[Any], tuple[_Calls, _Handler]] = {
     TerminateInGroup: (_group_calls, _terminate_in_group),
     DeleteFleet: (_delete_calls, _delete_fleet),
     DescribeSpotSignals: (lambda c, i: ("DescribeSpotInstanceRequests",), _spot_signals),
+    # One CreateTags per instance, as the boto3 interpreter makes them.
+    TagInstanceIds: (lambda c, i: ("CreateTags",) * len(i.instances), _tag_instance_ids),
 }
 # The cloud moves on between polls: these calls first let AWS do its own work.
 _TICKING: tuple[type[Any], ...] = (DescribeInstances, DescribeFleets)

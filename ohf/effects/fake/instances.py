@@ -14,9 +14,17 @@ from ohf.intents import (
     LaunchSpec,
     ResolveImage,
     RunInstances,
+    TagInstanceIds,
     TerminateInstances,
 )
-from ohf.model import REQUEST_TAG, TEMPLATE_TAG, Instance, InstanceState, SpotSignal
+from ohf.model import (
+    INSTANCE_ID_TAG,
+    REQUEST_TAG,
+    TEMPLATE_TAG,
+    Instance,
+    InstanceState,
+    SpotSignal,
+)
 
 
 def _room(cloud: FakeCloud, instance_type: str) -> int | None:
@@ -50,6 +58,7 @@ def _new_instance(cloud: FakeCloud, spec: LaunchSpec, serial: int) -> FakeInstan
             request_id=tags.get(REQUEST_TAG),
             template_id=tags.get(TEMPLATE_TAG),
             lifecycle="spot" if spec.spot is not None else "on-demand",
+            volume_ids=(f"vol-{serial:017x}",),
         ),
         tags=tags,
         spec_token=spec.client_token,
@@ -189,3 +198,32 @@ def _spot_signals(cloud: FakeCloud, intent: DescribeSpotSignals) -> tuple[FakeCl
         if _visible_signal(cloud, signal)
     )
     return cloud, Success(found)
+
+
+def _tag_instance_ids(cloud: FakeCloud, intent: TagInstanceIds) -> tuple[FakeCloud, Answer]:
+    """`InstanceID=<id>` on each instance and its volumes; an unknown id refuses that one only."""
+    done: dict[str, str] = {}
+    instances = dict(cloud.instances)
+    volume_tags = dict(cloud.volume_tags)
+    for instance_id, volume_ids in intent.instances:
+        item = instances.get(instance_id)
+        if item is None:
+            done[instance_id] = (
+                f"CreateTags: InvalidInstanceID.NotFound: The instance ID '{instance_id}' "
+                "does not exist"
+            )
+            continue
+        unknown = [v for v in volume_ids if v not in item.instance.volume_ids]
+        if unknown:
+            done[instance_id] = (
+                f"CreateTags: InvalidVolume.NotFound: The volume '{unknown[0]}' does not exist."
+            )
+            continue
+        instances[instance_id] = msgspec.structs.replace(
+            item, tags={**item.tags, INSTANCE_ID_TAG: instance_id}
+        )
+        for volume in volume_ids:
+            volume_tags[volume] = {**volume_tags.get(volume, {}), INSTANCE_ID_TAG: instance_id}
+        done[instance_id] = ""
+    updated = msgspec.structs.replace(cloud, instances=instances, volume_tags=volume_tags)
+    return updated, Success(done)
