@@ -38,6 +38,7 @@ from ohf.model import (
     State,
     Template,
 )
+from ohf.native import placeholders, substituted
 from ohf.outcome import Done
 from ohf.program import Answer
 from ohf.room import UNLIMITED, Room, after, shown, whole
@@ -68,25 +69,23 @@ def ordered_types(template: Template) -> tuple[tuple[str | None, int], ...]:
 
 
 def base_spec(
-    template: Template, request_id: str, image_id: str | None, user_data: str | None
+    template: Template,
+    request_id: str,
+    image_id: str | None,
+    user_data: str | None,
+    machine_count: int = 1,
 ) -> LaunchSpec:
-    """The launch parameters shared by every attempt of one request."""
+    """The launch parameters shared by every attempt of one request (`machine_count`: its size,
+    for the `${machine_count}` of native fragments)."""
     tags = (
         (REQUEST_TAG, request_id),
         (TEMPLATE_TAG, template.template_id),
         *parse_tags(template.instance_tags).value_or(()),
     )
-    spot = template.price_type == "spot" and provider_api(template) == "RunInstances"
-    root = (
-        RootVolume(
-            size_gib=template.root_device_volume_size,
-            volume_type=template.volume_type,
-            iops=template.iops,
-        )
-        if template.root_device_volume_size or template.volume_type or template.iops
-        else None
-    )
+    api = provider_api(template)
+    spot = template.price_type == "spot" and api == "RunInstances"
     version = template.launch_template_version
+    values = placeholders(request_id, template.template_id, machine_count)
     return LaunchSpec(
         image_id=image_id,
         instance_type=None,
@@ -99,7 +98,7 @@ def base_spec(
         user_data=user_data,
         instance_profile=template.instance_profile,
         spot=SpotMarket(max_price=_price(template.max_spot_price)) if spot else None,
-        root_volume=root,
+        root_volume=root_volume(template),
         ebs_optimized=template.ebs_optimized,
         placement_group=template.placement_group_name,
         tenancy=template.tenancy,
@@ -107,7 +106,24 @@ def base_spec(
         launch_template_version=None if version is None else str(version),
         interface_type=template.interface_type,
         efa_count=template.efa_count,
+        metadata_options=template.metadata_options,
+        native_run_instances=substituted(template.run_instances or {}, values),
+        native_launch_template_data=substituted(template.launch_template_data or {}, values),
     )
+
+
+def root_volume(template: Template) -> RootVolume | None:
+    """The root volume settings the template asks for, None when it leaves the AMI's alone."""
+    # A KMS key means encryption: AWS refuses a key for a volume it does not encrypt.
+    encrypted = True if template.encrypted or template.kms_key_id else None
+    root = RootVolume(
+        size_gib=template.root_device_volume_size,
+        volume_type=template.volume_type,
+        iops=template.iops,
+        encrypted=encrypted,
+        kms_key_id=template.kms_key_id,
+    )
+    return root if root != RootVolume() else None
 
 
 def _price(value: float | str | None) -> str | None:
@@ -320,10 +336,10 @@ def launch_part(
             prep_error, code=prep_error.code if fails_over(prep_error) else "prepare"
         )
     elif api != "RunInstances":
-        base = base_spec(template, request_id, image_id, user_data)
+        base = base_spec(template, request_id, image_id, user_data, request.machine_count)
         request, machines, error = yield from launch_fleet(template, api, base, request, state, now)
     else:
-        base = base_spec(template, request_id, image_id, user_data)
+        base = base_spec(template, request_id, image_id, user_data, request.machine_count)
         room = room_left(template, state, request.provider)
         machines, error = yield from launch(template, base, request.machine_count, request_id, room)
     return Success((finish(state, request, image_id, machines, error), error))

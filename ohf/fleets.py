@@ -28,6 +28,7 @@ from ohf.model import (
     State,
     Template,
 )
+from ohf.native import placeholders, substituted
 from ohf.program import Answer
 from ohf.room import Room, Unlimited
 from ohf.templates import instance_types, live_units, subnets
@@ -171,6 +172,9 @@ def fleet_spec(
         client_token=f"{request_id}-fleet"[:64],
         tags=((REQUEST_TAG, request_id), (TEMPLATE_TAG, template.template_id)),
         subnets=subnets(template),
+        native_fleet=substituted(
+            template.fleet or {}, placeholders(request_id, template.template_id, target)
+        ),
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.config import Config, IbmProviderConfig, decode_ibm_config, decode_template_file
+from ohf.config import Config, decode_template_file
+from ohf.ibm import IbmProviderConfig, decode_ibm_config
 from ohf.model import OhfError, Template
 from ohf.starter import SECTIONS
 from ohf.templates import is_ssm_parameter, security_groups, subnets

@@ -46,6 +46,25 @@ class OhfError(msgspec.Struct, frozen=True, kw_only=True):
     code: str = "error"
 
 
+class MetadataOptions(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    rename="camel",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
+    """The instance metadata service (IMDS) of a template's instances; unset keys: AWS's default.
+
+    `httpTokens = "required"` is IMDSv2 only (a session token on every call); "optional" also
+    allows IMDSv1, which a server-side request forgery can read credentials through.
+    """
+
+    http_tokens: Literal["optional", "required"] | None = None
+    http_put_response_hop_limit: Annotated[int, Meta(ge=1, le=64)] | None = None
+    http_endpoint: Literal["enabled", "disabled"] | None = None
+
+
 class Template(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """One HF template, in IBM's `awsprov_templates.json` vocabulary (plus ORB's `providerApi`)."""
 
@@ -84,6 +103,16 @@ class Template(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     fleet_type: FleetType | None = None
     interface_type: Literal["interface", "efa", "efa-only"] | None = None
     efa_count: Annotated[int, Meta(ge=0, le=32)] | None = None
+    # IMDS settings, and encryption of the root volume (kmsKeyId implies encrypted): nothing is
+    # sent when unset, so the AMI's and the account's defaults hold.
+    metadata_options: MetadataOptions | None = None
+    encrypted: bool | None = None
+    kms_key_id: Annotated[str, Meta(min_length=1)] | None = None
+    # Native AWS fragments in boto3's spelling, merged into what ohf sends (`ohf.native`):
+    # RunInstances; the launch template ohf creates for a fleet or group; the fleet/group call.
+    run_instances: dict[str, Any] | None = None
+    launch_template_data: dict[str, Any] | None = None
+    fleet: dict[str, Any] | None = None
     provider_api: ProviderApi | None = None
     # The `[[providers]]` this template may be placed on (all enabled ones when unset);
     # one name pins it.

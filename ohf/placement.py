@@ -22,7 +22,7 @@ from returns.result import Failure, Result, Success
 from ohf.config import Config, Policy, ProviderConfig, decode_template
 from ohf.model import OhfError, Request, State, Template
 from ohf.room import Room, full
-from ohf.templates import find_template, request_units, room_left
+from ohf.templates import check_fragments, find_template, request_units, room_left
 
 _DEFAULTS: dict[str, Any] = {
     f.encode_name: f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
@@ -256,6 +256,12 @@ def check_providers(config: Config) -> Result[Config, OhfError]:
             view = effective(template, provider)
             if isinstance(view, Failure):
                 return view
+            # Fragments are checked at load: a key ohf owns fails every call, not a request.
+            checked = check_fragments(view.unwrap())
+            if isinstance(checked, Failure):
+                error = checked.failure()
+                where = f" on provider {provider.name!r}" if provider.name else ""
+                return Failure(msgspec.structs.replace(error, message=f"{error.message}{where}"))
     for provider in config.providers:
         stray = sorted(set(provider.templates) - {t.template_id for t in config.templates})
         if stray:

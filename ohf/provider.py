@@ -181,10 +181,14 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         return store.read(self.settings)
 
     def validate(self) -> Validation:
-        """The config checked offline: every template as each provider runs it, and whether
-        getAvailableTemplates would answer (the store is not read for a DynamoDB state)."""
+        """The config checked offline: every template as each provider runs it (native fragments
+        against botocore's models), whether getAvailableTemplates would answer (the store is not
+        read for a DynamoDB state), and the warnings (userDataScript files read for them)."""
         from ohf.effects import store
+        from ohf.effects.aws.native_check import check_native
+        from ohf.effects.files import readable_texts
         from ohf.hf import templates_reply
+        from ohf.imds import user_data_scripts
         from ohf.validation import Validation, template_verdicts, warnings
 
         settings = self.settings
@@ -196,9 +200,10 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
             source=settings.source,
             state=store.describe(settings),
             log=settings.log_path,
-            templates=template_verdicts(settings.config),
+            # Native fragments are checked against botocore's models of AWS's operations too.
+            templates=template_verdicts(settings.config, also=check_native),
             listing_error=listing.failure().message if isinstance(listing, Failure) else None,
-            warnings=warnings(settings.config),
+            warnings=warnings(settings.config, readable_texts(user_data_scripts(settings.config))),
         )
 
     def health(self) -> Report:

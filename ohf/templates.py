@@ -10,6 +10,7 @@ from returns.result import Failure, Result, Success
 
 from ohf.catalogue import Catalogue
 from ohf.model import LOST_STATES, TERMINAL_STATES, OhfError, ProviderApi, Request, State, Template
+from ohf.native import problems as fragment_problems
 from ohf.room import Room, hf_number, left
 
 SSM_PREFIXES = ("/", "resolve:ssm:")
@@ -119,12 +120,45 @@ def _fleet_problem(template: Template, api: ProviderApi) -> str | None:
     return None
 
 
+def check_fragments(template: Template) -> Result[Template, OhfError]:
+    """The template's native fragments and secure-default fields, as its API would send them:
+    checked when the config loads, so a key ohf owns is refused before any request."""
+    api = provider_api(template)
+    found = fragment_problems(template, api) + _root_problems(template, api)
+    if found:
+        where = f"template {template.template_id!r}"
+        return Failure(OhfError(message=f"{where}: {'; '.join(found)}", code="config"))
+    return Success(template)
+
+
+def _root_problems(template: Template, api: ProviderApi) -> list[str]:
+    """Settings of ohf's own that would reach no request, or that AWS would refuse."""
+    out = []
+    if template.kms_key_id and template.encrypted is False:
+        out.append("kmsKeyId encrypts the root volume: drop encrypted = false")
+    ours = {
+        "metadataOptions": template.metadata_options,
+        "encrypted": template.encrypted,
+        "kmsKeyId": template.kms_key_id,
+    }
+    given = [key for key, value in ours.items() if value is not None]
+    if given and api != "RunInstances" and template.launch_template_id:
+        out.append(
+            f"{', '.join(given)} would reach no instance: providerApi {api} launches from "
+            "launchTemplateId as it is, so set them in that launch template"
+        )
+    return out
+
+
 def check_template(template: Template) -> Result[Template, OhfError]:
     """Cross-field rules that a type annotation cannot state."""
     where = f"template {template.template_id!r}"
     problem = _fleet_problem(template, provider_api(template))
     if problem is not None:
         return Failure(OhfError(message=f"{where}: {problem}"))
+    fragments = check_fragments(template)
+    if isinstance(fragments, Failure):
+        return fragments
     if not template.image_id and not template.launch_template_id:
         return Failure(OhfError(message=f"{where}: needs imageId (or launchTemplateId)"))
     if not instance_types(template) and not template.launch_template_id:

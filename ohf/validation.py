@@ -8,11 +8,12 @@ of the config); they never fail the validation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 
+from ohf import imds
 from ohf.config import Config
 from ohf.ibm import credential_sources, unhonoured_config_keys, unhonoured_template_keys
 from ohf.model import OhfError, Template
@@ -48,19 +49,27 @@ class Validation(msgspec.Struct, frozen=True, kw_only=True):
         return self.listing_error is None and all(t.ok for t in self.templates)
 
 
-def template_verdicts(config: Config) -> list[TemplateVerdict]:
+Check = Callable[[Template], Result[Template, OhfError]]
+
+
+def _no_more(template: Template) -> Result[Template, OhfError]:
+    return Success(template)
+
+
+def template_verdicts(config: Config, also: Check = _no_more) -> list[TemplateVerdict]:
     """Each template checked alone, or, with `[[providers]]`, as each provider it may use runs it
-    (its defaults and overrides applied)."""
+    (its defaults and overrides applied). `also` checks a template that passed the pure rules
+    further (the door hands in the check of native fragments against botocore's models)."""
     out: list[TemplateVerdict] = []
     for template in config.templates:
         if not config.providers:
-            checked = check_template(template)
+            checked = check_template(template).bind(also)
             out.append(_verdict(template.template_id, None, checked))
             continue
         for provider in config.providers:
             if not allowed(template, provider):
                 continue
-            checked = effective(template, provider).bind(check_template)
+            checked = effective(template, provider).bind(check_template).bind(also)
             verdict = _verdict(template.template_id, provider.name, checked)
             out.append(msgspec.structs.replace(verdict, disabled=not provider.enabled))
     return out
@@ -92,9 +101,18 @@ WARNINGS: tuple[Callable[[Config], list[str]], ...] = (
     unhonoured_config_keys,
     unhonoured_template_keys,
     credential_sources,
+    imds.imdsv1_allowed,
+)
+# The same, for checks that also read files the config names (`userDataScript`): the door
+# reads them and hands in their text by path (an unreadable file is simply absent).
+FILE_WARNINGS: tuple[Callable[[Config, Mapping[str, str]], list[str]], ...] = (
+    imds.tokenless_metadata_calls,
 )
 
 
-def warnings(config: Config) -> list[str]:
-    """Every warning about `config`, in the order of `WARNINGS`."""
-    return [line for check in WARNINGS for line in check(config)]
+def warnings(config: Config, files: Mapping[str, str] | None = None) -> list[str]:
+    """Every warning about `config`, in the order of `WARNINGS`, then `FILE_WARNINGS`."""
+    texts = files or {}
+    return [line for check in WARNINGS for line in check(config)] + [
+        line for check in FILE_WARNINGS for line in check(config, texts)
+    ]

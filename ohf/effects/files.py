@@ -6,7 +6,7 @@ read and reads it, turning every OS error into a `Failure` that names the file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -77,6 +77,12 @@ def write_bytes(path: str | Path, data: bytes, *, what: str) -> Result[None, Ohf
 def read_text(path: str | Path, *, what: str = "file") -> Result[str, OhfError]:
     """The UTF-8 text of a file, or a Failure naming it."""
     return read_bytes(path, what=what).bind(lambda raw: _utf8(raw, f"{what} {path}"))
+
+
+def readable_texts(paths: Iterable[str]) -> dict[str, str]:
+    """The UTF-8 text of each file that can be read, by path; the others are left out."""
+    texts = ((path, read_text(path)) for path in paths)
+    return {path: text.unwrap() for path, text in texts if isinstance(text, Success)}
 
 
 def _utf8(raw: bytes, where: str) -> Result[str, OhfError]:

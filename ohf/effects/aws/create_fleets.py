@@ -13,6 +13,7 @@ from ohf.effects.aws.errors import Answer, _timed
 from ohf.effects.aws.launch_templates import aws_tags
 from ohf.intents import CreateFleet, FleetSpec, Override
 from ohf.model import REQUEST_TAG, TEMPLATE_TAG, FleetLaunch, Instance, OhfError
+from ohf.native import merged
 
 # IBM's camelCase allocation strategies in EC2 Fleet's and Auto Scaling's spelling. Spot Fleet
 # speaks camelCase itself. Auto Scaling has no "diversified": the group's default is used.
@@ -58,7 +59,7 @@ def _fleet_override(override: Override, price_key: str, price: str | None) -> di
 
 
 def ec2_fleet_params(spec: FleetSpec) -> dict[str, Any]:
-    """CreateFleet keyword arguments for `spec` (pure)."""
+    """CreateFleet keyword arguments for `spec`, its `fleet` fragment merged in (pure)."""
     on_demand, spot = _split(spec)
     params: dict[str, Any] = {
         "Type": spec.fleet_type,
@@ -93,11 +94,11 @@ def ec2_fleet_params(spec: FleetSpec) -> dict[str, Any]:
         params["ExcessCapacityTerminationPolicy"] = "no-termination"
     if spec.tags:
         params["TagSpecifications"] = [{"ResourceType": "fleet", "Tags": aws_tags(spec.tags)}]
-    return params
+    return merged(params, spec.native_fleet)
 
 
 def spot_fleet_config(spec: FleetSpec) -> dict[str, Any]:
-    """RequestSpotFleet's SpotFleetRequestConfig for `spec` (pure)."""
+    """RequestSpotFleet's SpotFleetRequestConfig for `spec`, its `fleet` fragment merged in."""
     on_demand, _ = _split(spec)
     strategy = spec.allocation_strategy or "lowestPrice"
     config: dict[str, Any] = {
@@ -132,7 +133,7 @@ def spot_fleet_config(spec: FleetSpec) -> dict[str, Any]:
         config["TagSpecifications"] = [
             {"ResourceType": "spot-fleet-request", "Tags": aws_tags(spec.tags)}
         ]
-    return config
+    return merged(config, spec.native_fleet)
 
 
 def _group_overrides(spec: FleetSpec) -> list[dict[str, str]]:
@@ -147,7 +148,7 @@ def _group_overrides(spec: FleetSpec) -> list[dict[str, str]]:
 
 
 def group_params(spec: FleetSpec) -> dict[str, Any]:
-    """CreateAutoScalingGroup keyword arguments for `spec` (pure).
+    """CreateAutoScalingGroup keyword arguments for `spec`, its `fleet` fragment merged in (pure).
 
     Sizes are in capacity units when types have weights. MaxSize is the target: to reach it
     with weighted types AWS may go over MaxSize by up to the largest weight. Instances are
@@ -189,7 +190,7 @@ def group_params(spec: FleetSpec) -> dict[str, Any]:
     }
     if subnets:
         params["VPCZoneIdentifier"] = ",".join(subnets)
-    return params
+    return merged(params, spec.native_fleet)
 
 
 def _pool_error(error: dict[str, Any]) -> str:

@@ -18,7 +18,8 @@ from ohf.intents import (
     RunInstances,
     TerminateInstances,
 )
-from ohf.model import REQUEST_TAG, TEMPLATE_TAG, Instance, InstanceState
+from ohf.model import REQUEST_TAG, TEMPLATE_TAG, Instance, InstanceState, MetadataOptions
+from ohf.native import merged
 
 FILTER_VALUES_MAX = 200  # EC2's limit on values in one filter
 PAGE_SIZE = 1000  # DescribeInstances' largest page
@@ -118,6 +119,8 @@ def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str,
             "VolumeType": spec.root_volume.volume_type,
             "Iops": spec.root_volume.iops,
             "DeleteOnTermination": True,
+            "Encrypted": True if spec.root_volume.encrypted else None,
+            "KmsKeyId": spec.root_volume.kms_key_id,
         }
         params["BlockDeviceMappings"] = [
             {"DeviceName": root_device, "Ebs": {k: v for k, v in ebs.items() if v is not None}}
@@ -137,7 +140,43 @@ def run_instances_params(spec: LaunchSpec, root_device: str | None) -> dict[str,
             params["SubnetId"] = spec.subnet_id
         if spec.security_group_ids:
             params["SecurityGroupIds"] = list(spec.security_group_ids)
-    return params
+    imds = metadata_options(spec.metadata_options)
+    if imds:
+        params["MetadataOptions"] = imds
+    return on_interfaces(merged(params, spec.native_run_instances))
+
+
+def metadata_options(options: MetadataOptions | None) -> dict[str, Any]:
+    """EC2's MetadataOptions for a template's `metadataOptions` (only the keys it sets)."""
+    if options is None:
+        return {}
+    values = {
+        "HttpTokens": options.http_tokens,
+        "HttpPutResponseHopLimit": options.http_put_response_hop_limit,
+        "HttpEndpoint": options.http_endpoint,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def on_interfaces(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with the subnet and security groups moved onto the network interfaces, if any.
+
+    EC2 refuses an instance-level subnet or security groups beside `NetworkInterfaces`, so when
+    a native fragment lays out interfaces, the subnet ohf is trying and the template's groups go
+    on each interface that names no subnet (or groups, or existing interface) of its own.
+    """
+    interfaces = params.get("NetworkInterfaces")
+    if not interfaces or not ({"SubnetId", "SecurityGroupIds"} & params.keys()):
+        return params
+    out = {k: v for k, v in params.items() if k not in ("SubnetId", "SecurityGroupIds")}
+    placed = {"SubnetId": params.get("SubnetId"), "Groups": params.get("SecurityGroupIds")}
+    out["NetworkInterfaces"] = [
+        interface
+        if "NetworkInterfaceId" in interface
+        else {**{k: v for k, v in placed.items() if v is not None}, **interface}
+        for interface in interfaces
+    ]
+    return out
 
 
 def _root_device(clients: ClientGetter, image_id: str | None) -> str | None:

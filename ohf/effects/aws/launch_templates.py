@@ -11,8 +11,9 @@ from returns.result import Failure, Success
 
 from ohf.effects.aws.clients import ClientGetter
 from ohf.effects.aws.errors import Answer, _timed
-from ohf.effects.aws.instances import _root_device, run_instances_params
+from ohf.effects.aws.instances import _root_device, on_interfaces, run_instances_params
 from ohf.intents import CreateLaunchTemplate, DeleteLaunchTemplate, LaunchSpec
+from ohf.native import merged
 
 LT_NOT_FOUND = frozenset(
     {
@@ -34,17 +35,23 @@ def launch_template_data(spec: LaunchSpec, root_device: str | None) -> dict[str,
 
     The fleet or group picks type, subnet and market per override, so those stay out of the
     template (an Auto Scaling group with a mixed instances policy refuses a template that asks
-    for spot). User data goes in base64: boto3 encodes it for RunInstances only.
+    for spot). User data goes in base64: boto3 encodes it for RunInstances only. The template's
+    `launchTemplateData` fragment is merged in last.
     """
     bare = msgspec.structs.replace(
-        spec, instance_type=None, subnet_id=None, spot=None, launch_template_id=None
+        spec,
+        instance_type=None,
+        subnet_id=None,
+        spot=None,
+        launch_template_id=None,
+        native_run_instances={},
     )
     params = run_instances_params(bare, root_device)
     for key in ("MinCount", "MaxCount", "ClientToken"):
         params.pop(key, None)
     if spec.user_data is not None:
         params["UserData"] = base64.b64encode(spec.user_data.encode()).decode("ascii")
-    return params
+    return on_interfaces(merged(params, spec.native_launch_template_data))
 
 
 def _create_launch_template(clients: ClientGetter, intent: CreateLaunchTemplate) -> Answer:
