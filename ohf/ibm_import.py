@@ -79,7 +79,7 @@ def config_sections(config: Config) -> dict[str, Any]:
     """Every section of `config` (templates aside) as a table of its non-default keys."""
     out: dict[str, Any] = {}
     for field in msgspec.structs.fields(Config):
-        if field.name in ("templates", "templates_file"):
+        if field.name in ("templates", "templates_file", "ibm_unhonoured"):
             continue
         current = getattr(config, field.name)
         if isinstance(current, msgspec.Struct):
@@ -121,12 +121,6 @@ def _template_body(template: Template, where: str, dropped: list[str]) -> dict[s
         if value is not None and value != _TEMPLATE_DEFAULTS.get(name, msgspec.NODEFAULT)
     }
     extras = body.pop("extras", {})
-    groups = body.get("securityGroupIds")
-    if isinstance(groups, list) and any(not g.strip() for g in groups):
-        dropped.append(f"{where}.securityGroupIds: empty ids (the VPC's default group applies)")
-        body["securityGroupIds"] = [g for g in groups if g.strip()]
-        if not body["securityGroupIds"]:
-            del body["securityGroupIds"]
     return _without_none({**body, **extras}, where, dropped)  # type: ignore[no-any-return]
 
 
@@ -151,6 +145,40 @@ def placeholders(template: Template, where: str) -> list[str]:
     return out
 
 
+# What an empty id in these lists leaves to AWS's defaults (ohf refuses empty ids at load).
+_ID_LISTS = {
+    "securityGroupIds": "the VPC's default group applies",
+    "subnetIds": "the other subnets are used",
+    "subnetId": "the other subnets are used",
+}
+
+
+def _without_empty_ids(raw: bytes, source: str, dropped: list[str]) -> bytes:
+    """IBM's templates with the empty strings of its id lists (its samples carry
+    `"securityGroupIds": [""]`) left out, each listed as not carried over."""
+    try:
+        document = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw  # decode_template_file says what is wrong with it
+    templates = document.get("templates") if isinstance(document, dict) else None
+    if not isinstance(templates, list):
+        return raw
+    for template in templates:
+        if not isinstance(template, dict):
+            continue
+        for key, consequence in _ID_LISTS.items():
+            ids = template.get(key)
+            if isinstance(ids, list) and any(isinstance(i, str) and not i.strip() for i in ids):
+                kept = [i for i in ids if not (isinstance(i, str) and not i.strip())]
+                where = f"{source}: {template.get('templateId', '?')}.{key}"
+                dropped.append(f"{where}: empty ids ({consequence})")
+                if kept:
+                    template[key] = kept
+                else:
+                    del template[key]
+    return msgspec.json.encode(document)
+
+
 def convert(
     config_raw: bytes | None,
     templates_raw: bytes,
@@ -171,7 +199,9 @@ def convert(
             return read
         config, lost, same = read.unwrap()
         dropped += lost + same
-    decoded = decode_template_file(templates_raw, source=templates_source)
+    decoded = decode_template_file(
+        _without_empty_ids(templates_raw, templates_source, dropped), source=templates_source
+    )
     if isinstance(decoded, Failure):
         return decoded
     document = config_sections(config)

@@ -41,11 +41,18 @@ def fleet_id(choices: Choices) -> str:
     return f"SpotFleet-{choices.arch}"
 
 
+# Secure by default for a new site: IMDSv2 only (hop limit 2 lets containers on the host reach
+# it), and an encrypted root volume (the account's default EBS key).
+SECURE = {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2}}
+
+
 def _where(choices: Choices) -> dict[str, Any]:
-    """The keys both templates share: image, network, key."""
+    """The keys both templates share: image, network, key, IMDSv2 and an encrypted root."""
     out: dict[str, Any] = {
         "imageId": choices.image,
         "subnetId": ",".join(choices.subnets),
+        **SECURE,
+        "encrypted": True,
     }
     if choices.security_groups:
         out["securityGroupIds"] = list(choices.security_groups)
@@ -105,7 +112,8 @@ def comments(choices: Choices) -> dict[str, str]:
         **SECTIONS,
         "templates[0]": _wrapped(
             "HF templates (the keys of IBM's awsprov_templates.json). attributes (type, ncpus, "
-            "nram) are derived from the instance types; write them to override.",
+            "nram) are derived from the instance types; write them to override. Both "
+            "templates require IMDSv2 (metadataOptions) and encrypt the root volume.",
             f"On-demand {choices.on_demand_type} instances, launched with RunInstances in the "
             "first subnet, in the next ones when it lacks capacity. maxNumber counts instances.",
         ),

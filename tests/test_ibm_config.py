@@ -225,6 +225,12 @@ def test_the_published_files_load_validate_with_the_expected_warnings(
         "exports for its user_data.sh; ohf gives userData to the instance as its user data, "
         "verbatim (put the whole script in userData or userDataScript)"
         for n, z in ((1, "a"), (2, "b"))
+    ] + [
+        # ohf's own secure-defaults warning: IBM's templates leave IMDSv1 open.
+        f"template 'Template-VM-{n}' allows IMDSv1 (httpTokens is not set) unless its AMI or "
+        'the account\'s defaults require tokens: set metadataOptions.httpTokens = "required" '
+        "once its user data and software speak IMDSv2"
+        for n in (1, 2)
     ]
 
 
