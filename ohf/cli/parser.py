@@ -238,7 +238,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="storage",
         group="Data",
-        summary="set up the store, export it, import it (init | export | import)",
+        summary="set up the store, export it, import it (init, export, import)",
         example="ohf storage export /backup/ohf-state.jsonl",
         options=_storage,
         words=("init", "export", "import"),
