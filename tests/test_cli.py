@@ -237,3 +237,9 @@ def test_listing_filters_and_a_missing_request(clouds: Clouds) -> None:  # noqa:
     code, _, err = ohf(clouds.conf, "requests", "--since", "soon")
     assert code == 2 and "--since 'soon'" in err
     assert os.path.exists(clouds.conf / "work" / "ohf-state.json")
+
+
+def test_an_unknown_option_is_refused_by_the_commands_own_parser_and_never_guessed() -> None:
+    code, out, err = run("init", "--subnet", "subnet-1", "--yes")
+    assert code == 2 and out == ""
+    assert "usage: ohf init" in err and "ohf init: error: unrecognized arguments: --subnet" in err

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from returns.result import Failure
 
-from ohf.cli.parser import parser, top_help
+from ohf.cli.parser import parser, subparser, top_help
 from ohf.model import OhfError
 
 if TYPE_CHECKING:
@@ -239,8 +239,12 @@ def run(argv: Sequence[str]) -> int:
     if not argv:
         sys.stderr.write(top_help())
         return 2
+    top = parser()
     try:
-        args = parser().parse_args(list(argv))
+        args, extra = top.parse_known_args(list(argv))
+        if extra:
+            # Said by the command's own parser: its usage line, `ohf CMD: error: ...`.
+            subparser(top, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exit_:
         # --help and --version exit 0; usage errors 2 (argparse printed why).
         return exit_.code if isinstance(exit_.code, int) else 2

@@ -286,7 +286,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     """The whole command line (HF calls included, for their --help)."""
-    top = _Parser(prog="ohf", add_help=True)
+    top = _Parser(prog="ohf", add_help=True, allow_abbrev=False)
     top.add_argument("--version", action="version", version=f"ohf {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
@@ -296,30 +296,16 @@ def parser() -> argparse.ArgumentParser:
             description=command.summary[:1].upper() + command.summary[1:] + ".",
             epilog=f"example:\n  {command.example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            # `--subnet` must not pass for `--subnets`: a typo is an error, not a guess.
+            allow_abbrev=False,
         )
         if command.options is not None:
             command.options(sub)
     return top
 
 
-def options_of(name: str) -> list[str]:
-    """Every option string of a command, for completion."""
-    sub = _subparser(name)
-    return sorted(s for action in sub._actions for s in action.option_strings)
-
-
-def choices_of(name: str) -> list[str]:
-    """The positional words a command takes (`storage init`...), for completion."""
-    sub = _subparser(name)
-    words: list[str] = []
-    for action in sub._actions:
-        if not action.option_strings and action.choices:
-            words += [str(c) for c in action.choices]
-    return words
-
-
-def _subparser(name: str) -> argparse.ArgumentParser:
-    top = parser()
+def subparser(top: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of command `name` within `top`."""
     for action in top._actions:
         if isinstance(action, argparse._SubParsersAction):
             return action.choices[name]  # type: ignore[no-any-return]
