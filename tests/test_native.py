@@ -91,10 +91,12 @@ def test_merge_is_idempotent_and_has_the_empty_fragment_as_identity(a: Any, b: A
 @given(FRAGMENTS, FRAGMENTS)
 def test_the_fragment_wins_where_it_speaks_and_the_base_stays_elsewhere(a: Any, b: Any) -> None:
     both = merged(a, b)
-    # (An empty table says nothing: it merges away.)
-    spoken = [p for p, v in leaves(b) if v != {}]
+    spoken = [p for p, _ in leaves(b)]
     for path, value in leaves(b):
-        if value != {}:
+        if value == {}:
+            # An empty table adds its key, and keeps whatever table the base had there.
+            assert isinstance(at(both, path), dict)
+        else:
             assert at(both, path) == value
     for path, value in leaves(a):
         if not any(path[: len(p)] == p or p[: len(path)] == path for p in spoken):
