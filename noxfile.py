@@ -12,7 +12,7 @@ SOURCES = ["ohf", "tests", "scripts", "noxfile.py"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: unit, property, stateful and end-to-end (moto_server) tests."""
-    session.install("-e", ".[test,api]")
+    session.install("-e", ".[test,api,mcp]")
     session.run("python", "-m", "pytest", "-n", "2", *session.posargs)
 
 
@@ -27,7 +27,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[test,api]")
+    session.install("-e", ".[test,api,mcp]")
     session.run("mypy")
 
 

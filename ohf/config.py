@@ -114,6 +114,19 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     write_scope: str = "ohf:write"
 
 
+class McpConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[mcp]`: the optional Model Context Protocol server (`ohf mcp`) for AI assistants."""
+
+    # The tools that launch and terminate machines (request_machines, return_machines) answer
+    # only when this is true: by default an assistant reads and explains, and spends nothing.
+    allow_writes: bool = False
+    # `ohf mcp --http`: the port on 127.0.0.1 (no other address: the MCP server has no auth).
+    port: Annotated[int, Meta(ge=1, le=65_535)] = 8765
+    # Seconds a tool call may take before the assistant is answered with an error; the AWS calls
+    # inside it are bounded by [aws]'s timeouts and retry budget, the store by its lock_timeout.
+    call_timeout: Annotated[float, Meta(gt=0, le=3600)] = 120.0
+
+
 ProviderName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 Policy = Literal["first_available", "priority", "round_robin", "weighted", "least_used"]
 
@@ -164,6 +177,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     storage: StorageConfig = StorageConfig()
     logging: LoggingConfig = LoggingConfig()
     api: ApiConfig = ApiConfig()
+    mcp: McpConfig = McpConfig()
     templates_file: str | None = None
     templates: tuple[Template, ...] = ()
     # Keys of IBM's `awsprov_config.json` that ohf read but does not act on, with their values.

@@ -1,7 +1,7 @@
 """The design's rules, checked: imports run one way, a pure core, small modules, lazy AWS.
 
-Layers, outermost first: faces (`cli`, `api/`) -> the front door (`hf`, `provider`) -> the core
-(data, intents, programs) <- effects (interpreters, stores), which depend on the core's
+Layers, outermost first: faces (`cli`, `api/`, `mcp/`) -> the front door (`hf`, `provider`) ->
+the core (data, intents, programs) <- effects (interpreters, stores), which depend on the core's
 vocabulary and never the reverse. `testing` and `strategies` are test support, public for
 users' property tests: they may reach the fake cloud and the door.
 """
@@ -41,6 +41,7 @@ CORE_BANNED = {
     "ohf.provider",
     "ohf.cli",
     "ohf.api",
+    "ohf.mcp",
     "ohf.testing",
     "ohf.strategies",
 }
@@ -69,7 +70,7 @@ def module_name(path: Path) -> str:
 def layer(name: str) -> str:
     if name == "ohf":
         return "package"
-    if name == "ohf.__main__" or name.startswith(("ohf.cli", "ohf.api")):
+    if name == "ohf.__main__" or name.startswith(("ohf.cli", "ohf.api", "ohf.mcp")):
         return "face"
     if name in DOOR:
         return "door"
@@ -106,7 +107,7 @@ def of_layer(kind: str) -> list[str]:
 def test_the_layers_are_what_the_design_says() -> None:
     core = set(of_layer("core"))
     assert {"ohf.model", "ohf.intents", "ohf.codes", "ohf.parts", "ohf.acquire"} <= core
-    assert {"ohf.cli", "ohf.api.app", "ohf.api.serve"} <= set(of_layer("face"))
+    assert {"ohf.cli", "ohf.api.app", "ohf.api.serve", "ohf.mcp.server"} <= set(of_layer("face"))
     assert set(of_layer("door")) == DOOR
     assert "ohf.effects.intents" not in MODULES, "intents are the core's vocabulary"
 
@@ -130,13 +131,13 @@ def test_the_core_opens_no_file(name: str) -> None:
 
 @pytest.mark.parametrize("name", of_layer("effects"))
 def test_effects_depend_on_the_core_never_on_the_door_or_faces(name: str) -> None:
-    bad = reaches(imports_of(MODULES[name]), DOOR | {"ohf.cli", "ohf.api"})
+    bad = reaches(imports_of(MODULES[name]), DOOR | {"ohf.cli", "ohf.api", "ohf.mcp"})
     assert not bad, f"{name} imports {sorted(bad)}"
 
 
 @pytest.mark.parametrize("name", sorted(DOOR))
 def test_the_door_never_imports_a_face(name: str) -> None:
-    bad = reaches(imports_of(MODULES[name]), {"ohf.cli", "ohf.api", *TEST_SUPPORT})
+    bad = reaches(imports_of(MODULES[name]), {"ohf.cli", "ohf.api", "ohf.mcp", *TEST_SUPPORT})
     assert not bad, f"{name} imports {sorted(bad)}"
 
 
@@ -205,15 +206,30 @@ def test_bad_input_imports_no_aws_module(tmp_path: Path) -> None:
     assert not {n for n in names if n.startswith(("boto3", "botocore"))}
 
 
-def test_template_call_imports_nothing_of_the_api_stack(tmp_path: Path) -> None:
+# The REST API's and the MCP SDK's stacks: never on the HF path (only their faces load them).
+SERVER_STACKS = {"litestar", "uvicorn", "jwt", "anyio", "mcp", "mcp_types", "pydantic", "starlette"}
+
+
+def test_hf_calls_import_nothing_of_the_api_or_mcp_stacks(tmp_path: Path) -> None:
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "awsprov_templates.json").write_text(
         '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
         ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
     )
-    names, stdout = _imported_modules(conf, "getAvailableTemplates", "{}", tmp_path)
-    assert b'"templateId":"t1"' in stdout
-    api = {n for n in names if n.split(".")[0] in {"litestar", "uvicorn", "jwt", "anyio"}}
-    assert not api, f"getAvailableTemplates imported {sorted(api)[:5]}"
-    assert not {n for n in names if n.startswith("ohf.api")}
+    calls = (
+        ("getAvailableTemplates", "{}", b'"templateId":"t1"'),
+        ("getRequestStatus", '{"requests": []}', b'"requests":[]'),
+    )
+    for call, body, answered in calls:
+        names, stdout = _imported_modules(conf, call, body, tmp_path)
+        assert answered in stdout, stdout
+        stacks = {n for n in names if n.split(".")[0] in SERVER_STACKS}
+        assert not stacks, f"{call} imported {sorted(stacks)[:5]}"
+        assert not {n for n in names if n.startswith(("ohf.api", "ohf.mcp"))}
+
+
+@pytest.mark.parametrize("name", [n for n in MODULES if n.startswith("ohf.mcp")])
+def test_only_the_mcp_server_module_imports_the_sdk(name: str) -> None:
+    sdk = reaches(imports_of(MODULES[name]), {"mcp", "mcp_types"})
+    assert bool(sdk) == (name == "ohf.mcp.server"), f"{name} imports {sorted(sdk)}"

@@ -188,6 +188,23 @@ def serve(args: argparse.Namespace) -> int:
     return run_server(args.host, args.port, args.config, os.environ, os.getcwd())
 
 
+def mcp(args: argparse.Namespace) -> int:
+    """`ohf mcp`: the MCP server for AI assistants."""
+    try:
+        from ohf.mcp.server import serve as run_server
+    except ImportError as exc:
+        return failed(
+            "mcp",
+            f"the MCP server needs the mcp extra ({(exc.name or 'mcp').split('.')[0]} is "
+            "missing): "
+            "pip install 'ohf-aws[mcp]'",
+        )
+    if args.port is not None and not args.http:
+        print("ohf mcp: --port goes with --http (stdio has no port)", file=sys.stderr)
+        return 2
+    return run_server(args.config, args.http, args.port, os.environ, os.getcwd())
+
+
 def completion(args: argparse.Namespace) -> int:
     """`ohf completion SHELL`."""
     from ohf.cli.completion import SCRIPTS
@@ -226,6 +243,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "storage": storage,
     "events": events,
     "serve": serve,
+    "mcp": mcp,
     "completion": completion,
     "templates": _lazy("listing", "templates"),
     "requests": _lazy("listing", "requests"),

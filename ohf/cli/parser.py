@@ -149,6 +149,16 @@ def _serve(parser: argparse.ArgumentParser) -> None:
     _config(parser)
 
 
+def _mcp(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--http", action="store_true", help="streamable HTTP on 127.0.0.1 instead of stdio"
+    )
+    parser.add_argument(
+        "--port", type=int, help="with --http: the port (default: [mcp] port, 8765)"
+    )
+    _config(parser)
+
+
 def _completion(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell to complete in")
 
@@ -249,6 +259,13 @@ COMMANDS: tuple[Command, ...] = (
         summary="the REST API (needs the `api` extra)",
         example="ohf serve --host 127.0.0.1 --port 8080",
         options=_serve,
+    ),
+    Command(
+        name="mcp",
+        group="Server",
+        summary="tools for AI assistants over MCP, stdio or --http (needs the `mcp` extra)",
+        example="ohf mcp --config /etc/ohf/ohf.toml",
+        options=_mcp,
     ),
 )
 
