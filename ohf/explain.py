@@ -27,6 +27,11 @@ from ohf.templates import live_units
 _WORD = re.compile(r"\b[A-Z][A-Za-z]+(?:\.[A-Za-z]+)?\b")
 # The pool a fleet error names, at the end of its clause: "(c5.large/subnet-1)".
 _POOL = re.compile(r"\(([^()]+)\)\s*$")
+# EC2's own words for RunInstances: "... sufficient c5.large capacity in the Availability Zone
+# you requested (us-east-1a) ...".
+_EC2_POOL = re.compile(
+    r"sufficient (\S+) capacity in the Availability Zone you requested \(([^()]+)\)"
+)
 _MOVED = re.compile(r"(\d+) unit\(s\) placed on provider (\S+) instead")
 
 
@@ -48,7 +53,8 @@ def _shortages(text: str) -> list[str]:
             continue
         code = codes[0]
         pooled = _POOL.search(clause.strip())
-        pool = pooled.group(1) if pooled else None
+        ec2 = _EC2_POOL.search(clause)
+        pool = f"{ec2.group(1)}/{ec2.group(2)}" if ec2 else pooled.group(1) if pooled else None
         if code in QUOTA_CODES:
             found.append(f"an account quota stopped it ({code}{f' in {pool}' if pool else ''})")
         elif code in CAPACITY_CODES:

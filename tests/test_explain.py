@@ -143,3 +143,20 @@ def test_through_the_front_door_a_request_short_on_one_provider(tmp_path: Path) 
     found = provider.explain(accepted.request_id).unwrap()
     assert "2 unit(s) failed over from a to b" in found.reasons
     assert any("short of capacity" in r and "provider a" in r for r in found.reasons), found
+
+
+def test_ec2s_own_capacity_message_names_type_and_zone() -> None:
+    part = request(
+        phase="failed",
+        status="complete_with_error",
+        message=(
+            "no machine launched: RunInstances: InsufficientInstanceCapacity: We currently do not "
+            "have sufficient t3.micro capacity in the Availability Zone you requested "
+            "(us-east-1a). Our system will be working on provisioning additional capacity."
+        ),
+    )
+    said = reasons(State(requests={"req-1": part}))
+    assert (
+        "AWS is short of capacity in pool t3.micro/us-east-1a (InsufficientInstanceCapacity) "
+        "on provider aws" in said
+    )
