@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -29,16 +29,8 @@ from ohf.placement import label, providers_of
 from ohf.status import machines_by_id
 from ohf.templates import request_units
 
-# EC2's states in the order a machine goes through them (the chart's order), and "gone".
-MACHINE_STATES: tuple[InstanceState, ...] = (
-    "pending",
-    "running",
-    "stopping",
-    "stopped",
-    "shutting-down",
-    "terminated",
-    "gone",
-)
+# EC2's states in the order a machine goes through them (the chart's order), then "gone".
+MACHINE_STATES: tuple[InstanceState, ...] = get_args(InstanceState)
 # How far back the events panel looks, and how many rows a panel shows at most.
 EVENT_WINDOW_SECONDS = 3600
 MAX_EVENTS = 100

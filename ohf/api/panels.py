@@ -77,6 +77,16 @@ def section(name: str, title: str, *content: Child) -> Safe:
     )
 
 
+def table_panel(
+    name: str, title: str, caption: Child, headers: Sequence[str], rows: Sequence[Safe], empty: str
+) -> Safe:
+    """A panel holding one table, in the part the script swaps (`<name>-data`)."""
+    content = table(caption, headers, rows, empty)
+    return section(
+        name, title, el("div", content, id=f"{name}-data", data_swap=True, class_="scroll")
+    )
+
+
 PROVIDER_HEADERS = (
     "Provider",
     "Placing",
@@ -126,11 +136,8 @@ def providers_panel(overview: Overview) -> Safe:
         for p in overview.providers
     ]
     caption = "Providers (AWS accounts and regions), their circuit breakers and room"
-    content = table(caption, PROVIDER_HEADERS, rows, "No provider configured.")
-    return section(
-        "providers",
-        "Providers",
-        el("div", content, id="providers-data", data_swap=True, class_="scroll"),
+    return table_panel(
+        "providers", "Providers", caption, PROVIDER_HEADERS, rows, "No provider configured."
     )
 
 
@@ -168,11 +175,8 @@ def templates_panel(overview: Overview) -> Safe:
     """Each template: how it launches, ncpus/nram derived, its cap, use and room per provider."""
     rows = [row(TEMPLATE_HEADERS, _template_cells(t)) for t in overview.templates]
     caption = "Templates HF can ask for: capacity units in use and room left"
-    content = table(caption, TEMPLATE_HEADERS, rows, "No template configured.")
-    return section(
-        "templates",
-        "Templates",
-        el("div", content, id="templates-data", data_swap=True, class_="scroll"),
+    return table_panel(
+        "templates", "Templates", caption, TEMPLATE_HEADERS, rows, "No template configured."
     )
 
 
@@ -224,11 +228,8 @@ def requests_panel(overview: Overview) -> Safe:
     caption = f"Open requests: {len(rows) + more} (acquire and return; asked and held in units)"
     if more:
         caption += f"; the first {len(rows)} shown, the running ones first"
-    content = table(caption, REQUEST_HEADERS, rows, "No open request.")
-    return section(
-        "requests",
-        "Open requests",
-        el("div", content, id="requests-data", data_swap=True, class_="scroll"),
+    return table_panel(
+        "requests", "Open requests", caption, REQUEST_HEADERS, rows, "No open request."
     )
 
 
@@ -386,11 +387,8 @@ def events_panel(overview: Overview) -> Safe:
     rows = [row(EVENT_HEADERS, _event_cells(e, overview.now)) for e in overview.events]
     more = f"; {overview.events_hidden} older ones not shown" if overview.events_hidden else ""
     caption = f"Events of the last hour, newest first: {len(rows)}{more}"
-    content = table(caption, EVENT_HEADERS, rows, "No event in the last hour.")
-    return section(
-        "events",
-        "Recent events",
-        el("div", content, id="events-data", data_swap=True, class_="scroll"),
+    return table_panel(
+        "events", "Recent events", caption, EVENT_HEADERS, rows, "No event in the last hour."
     )
 
 
