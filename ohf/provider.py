@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from ohf.explain import Explanation
     from ohf.listings import MachineRow, RequestDetail, RequestRow, TemplateRow
     from ohf.model import RequestStatus
+    from ohf.overview import Overview
     from ohf.validation import Validation
 
 log = logging.getLogger("ohf")
@@ -363,6 +364,40 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
         clients = client_getter(aws, None)
         return discover(
             clients, types=types, image=image, progress=progress, endpoint=aws.endpoint_url
+        )
+
+    # --- The status page -----------------------------------------------------------------------
+
+    def overview(
+        self,
+        *,
+        state: str | None = None,
+        provider: str | None = None,
+        request: str | None = None,
+    ) -> Result[Overview, OhfError]:
+        """What the status page shows (no AWS call): providers with their breakers, units, room
+        and last AWS error recorded on a request; templates; open requests explained; the
+        machines (filtered by state, provider label, HF request id); the last hour's events."""
+        from ohf.overview import MachineFilter, overview
+
+        loaded = self.state()
+        if isinstance(loaded, Failure):
+            return loaded
+        events = self.events()
+        if isinstance(events, Failure):
+            return events
+        shell = self.shell()
+        wanted = MachineFilter(state=state, provider=provider, request=request)
+        return Success(
+            overview(
+                self.settings.config,
+                loaded.unwrap(),
+                events.unwrap(),
+                self.breakers(),
+                shell.catalogue(),
+                shell.now(),
+                wanted,
+            )
         )
 
 

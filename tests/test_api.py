@@ -523,12 +523,12 @@ def _http(
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], errors: Path) -> Iterator[str]:
-    """`python -m ohf serve` on a free port, until the block ends: its base URL."""
+def serving(env: dict[str, str], errors: Path, *extra: str) -> Iterator[str]:
+    """`python -m ohf serve [extra...]` on a free port, until the block ends: its base URL."""
     port = _free_port()
     with errors.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ohf", "serve", "--port", str(port)],
+            [sys.executable, "-m", "ohf", "serve", "--port", str(port), *extra],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,

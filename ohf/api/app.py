@@ -1,4 +1,5 @@
-"""The Litestar app: the five HF calls over HTTP, `/health`, `/metrics` and the OpenAPI document.
+"""The Litestar app: the five HF calls over HTTP, `/health`, `/metrics`, the OpenAPI document
+and the read-only status page (`/ui/`, `ohf.api.ui`).
 
 Every call goes through the front door (`ohf.provider.Provider.call`), each with its own
 correlation id, so the API and HF's scripts run the same code on the same store, with the
@@ -17,44 +18,21 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from returns.result import Failure
 
-from ohf.api.auth import Denied, Verifier, allowed
+from ohf.api.auth import Verifier, allowed
+from ohf.api.errors import denied, message
 from ohf.api.metrics import Tally, bump, machines_by_state, render, snapshot
 from ohf.api.openapi import CALL_FAILED, JSON, document
+from ohf.api.ui import ui_handlers
 from ohf.config import ApiConfig
 from ohf.hf import Reply, decode_input
-from ohf.messages import ErrorOut
 from ohf.provider import Provider
 
 log = logging.getLogger("ohf.api")
 _encoder = msgspec.json.Encoder()
 
 
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        _encoder.encode(ErrorOut(message=message)),
-        status_code=status,
-        media_type=JSON,
-        headers=headers,
-    )
-
-
-def _denied(request: Request[Any, Any, Any], denied: Denied) -> Response[bytes]:
-    # The reason names what was wrong, never the token itself.
-    client = request.client.host if request.client else "?"
-    log.warning(
-        "denied %s %s from %s: %d %s",
-        request.method,
-        request.url.path,
-        client,
-        denied.status,
-        denied.reason,
-    )
-    headers = {"WWW-Authenticate": 'Bearer realm="ohf"'} if denied.status == 401 else None
-    return _message(denied.status, denied.reason, headers)
-
-
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    return _message(exc.status_code, str(exc.detail), cast(dict[str, str], exc.headers))
+    return message(exc.status_code, str(exc.detail), cast(dict[str, str], exc.headers))
 
 
 def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally) -> Litestar:
@@ -73,13 +51,13 @@ def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally)
             lambda claims: allowed(claims, scope)
         )
         if isinstance(granted, Failure):
-            return _denied(request, granted.failure())
+            return denied(request, granted.failure())
         log.info("%s %s by %s", request.method, request.url.path, granted.unwrap().get("sub"))
         count("ohf_api_calls_total", call)
         decoded = decode_input(call, payload)
         if isinstance(decoded, Failure):
             count("ohf_api_errors_total", call)
-            return _message(400, decoded.failure().message)
+            return message(400, decoded.failure().message)
         reply = await anyio.to_thread.run_sync(run_call, call, payload)
         if reply.exit_code != 0:
             count("ohf_api_errors_total", call)
@@ -129,13 +107,14 @@ def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally)
             lambda claims: allowed(claims, api.read_scope)
         )
         if isinstance(granted, Failure):
-            return cast(Response[str], _denied(request, granted.failure()))
+            return cast(Response[str], denied(request, granted.failure()))
         read = await anyio.to_thread.run_sync(provider.state)
         machines = None if isinstance(read, Failure) else machines_by_state(read.unwrap())
         return Response(render(snapshot(tally), machines), media_type="text/plain; version=0.0.4")
 
     return Litestar(
         route_handlers=[
+            *ui_handlers(api, verify, provider),
             templates,
             request_machines,
             request_status,
