@@ -456,12 +456,27 @@ def test_rs256_keys_from_a_jwks_url(
 
 def test_auth_none_serves_without_a_token(provider: FakeProvider) -> None:
     api = ApiConfig(auth="none")
-    test_client, _ = client_for(provider, api)
-    with test_client as client:
+    app = make_app(api, make_verifier(api, {}), door(provider), Tally())
+    with TestClient(app, base_url="http://127.0.0.1:8080") as client:
         assert_templates(client.get("/templates"))
         accepted = client.post("/requests", json=ASK)
         assert accepted.status_code == 200
         assert_hf_reply("POST", "/requests", accepted)
+
+
+@pytest.mark.parametrize("path", ["/templates", "/requests/req-1", "/returns", "/metrics"])
+def test_auth_none_refuses_a_foreign_host_a_rebound_name_cannot_reach_it(
+    provider: FakeProvider, path: str
+) -> None:
+    api = ApiConfig(auth="none")
+    app = make_app(api, make_verifier(api, {}), door(provider), Tally())
+    with TestClient(app, base_url="http://evil.example:8080") as client:
+        refused = client.get(path)
+        posted = client.post("/requests", json=ASK)
+    for answer in (refused, posted):
+        assert answer.status_code == 403
+        assert "answers only to a loopback Host" in answer.json()["message"]
+    assert not door(provider).state().unwrap().requests  # nothing was launched
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,8 @@ def test_aws_calls_made_through_the_rest_api_are_logged_like_the_clis(
 
     configure_logging(provider.settings, "serve", "api", {})
     api = ApiConfig(auth="none")
-    with TestClient(make_app(api, make_verifier(api, {}), provider, Tally())) as client:
+    app = make_app(api, make_verifier(api, {}), provider, Tally())
+    with TestClient(app, base_url="http://127.0.0.1:8080") as client:
         answer = client.post(
             "/requests", json={"template": {"templateId": "OnDemand-c5", "machineCount": 1}}
         )

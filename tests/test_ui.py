@@ -13,12 +13,11 @@ import pytest
 from litestar.testing import TestClient
 
 from ohf.api.app import make_app
-from ohf.api.auth import make_verifier
+from ohf.api.auth import host_name, make_verifier
 from ohf.api.markup import Safe, el, esc
 from ohf.api.metrics import Tally
 from ohf.api.page import CSP, document
 from ohf.api.panels import ago, panels
-from ohf.api.ui import host_name
 from ohf.breaker import Breaker, clock_time
 from ohf.config import ApiConfig, ProviderConfig
 from ohf.effects import fake

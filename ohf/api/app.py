@@ -18,7 +18,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from returns.result import Failure
 
-from ohf.api.auth import Verifier, allowed
+from ohf.api.auth import Verifier, allowed, foreign_host
 from ohf.api.errors import denied, message
 from ohf.api.metrics import Tally, bump, machines_by_state, render, snapshot
 from ohf.api.openapi import CALL_FAILED, JSON, document
@@ -47,6 +47,9 @@ def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally)
     async def serve_call(
         request: Request[Any, Any, Any], call: str, payload: bytes, scope: str
     ) -> Response[bytes]:
+        foreign = foreign_host(api, request.headers.get("host", ""))
+        if foreign is not None:
+            return denied(request, foreign)
         granted = verify(request.headers.get("authorization")).bind(
             lambda claims: allowed(claims, scope)
         )
@@ -103,6 +106,9 @@ def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally)
 
     @get("/metrics", media_type="text/plain; version=0.0.4")
     async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
+        foreign = foreign_host(api, request.headers.get("host", ""))
+        if foreign is not None:
+            return cast(Response[str], denied(request, foreign))
         granted = verify(request.headers.get("authorization")).bind(
             lambda claims: allowed(claims, api.read_scope)
         )

@@ -149,3 +149,30 @@ def allowed(claims: Claims, scope: str) -> Result[Claims, Denied]:
     if scope in scopes(claims):
         return Success(claims)
     return Failure(Denied(status=403, reason=f"the token lacks the scope {scope}"))
+
+
+# A browser page of any site can reach 127.0.0.1 by rebinding its own name to it (DNS
+# rebinding); it cannot make its requests carry a loopback `Host`. So with `auth = "none"`
+# every endpoint answers only to a loopback Host.
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def host_name(host: str) -> str:
+    """The name part of a `Host` header (its port dropped), lower-cased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def foreign_host(api: ApiConfig, host: str) -> Denied | None:
+    """Why a request is refused under `auth = "none"` (its Host is not loopback), if it is."""
+    if api.auth != "none" or host_name(host) in LOOPBACK_NAMES:
+        return None
+    return Denied(
+        status=403,
+        reason=(
+            f'auth = "none": ohf answers only to a loopback Host (127.0.0.1 or localhost), '
+            f"not {host!r}"
+        ),
+    )

@@ -20,7 +20,8 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 from returns.result import Failure, Result
 
-from ohf.api.auth import Denied, Verifier, allowed
+from ohf.api.auth import Verifier, allowed
+from ohf.api.auth import foreign_host as auth_foreign_host
 from ohf.api.errors import denied, message
 from ohf.api.page import SECURITY_HEADERS, document
 from ohf.api.panels import panels
@@ -37,16 +38,7 @@ ASSETS = {
     "status.css": "text/css",
     "icon.svg": "image/svg+xml",
 }
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 FILTERS = ("state", "provider", "request")
-
-
-def host_name(host: str) -> str:
-    """The name part of a `Host` header (its port dropped), lower-cased."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.partition("]")[0] + "]"
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _headers(cache: str = "no-store") -> dict[str, str]:
@@ -66,17 +58,12 @@ def ui_handlers(api: ApiConfig, verify: Verifier, provider: Provider) -> list[HT
     """The page, its data fragment and its assets (read once, from the package)."""
     folder = resources.files("ohf.api") / "static"
     assets = {name: (folder / name).read_bytes() for name in ASSETS}
+
     open_auth = api.auth == "none"
 
     def foreign_host(request: Request[Any, Any, Any]) -> Response[bytes] | None:
-        host = request.headers.get("host", "")
-        if not open_auth or host_name(host) in LOOPBACK_NAMES:
-            return None
-        reason = (
-            f'auth = "none": the status page answers only to a loopback Host (127.0.0.1 or '
-            f"localhost), not {host!r}"
-        )
-        return _secured(denied(request, Denied(status=403, reason=reason)))
+        refused = auth_foreign_host(api, request.headers.get("host", ""))
+        return None if refused is None else _secured(denied(request, refused))
 
     def overview(request: Request[Any, Any, Any]) -> Result[Overview, OhfError]:
         wanted = {name: request.query_params.get(name) or None for name in FILTERS}
