@@ -9,46 +9,10 @@ opens it again. The shell keeps the breaker between HF calls; times are epoch se
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
+from ohf.codes import OPEN_CODE, TRANSIENT_CODES
 from ohf.model import OhfError
-
-# AWS asking callers to slow down.
-THROTTLING_CODES = frozenset(
-    {
-        "RequestLimitExceeded",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "EC2ThrottledException",
-        "SlowDown",
-        "PriorRequestNotComplete",
-    }
-)
-# AWS failing on its side (HTTP 5xx).
-SERVER_CODES = frozenset(
-    {
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-# The interpreter's code for an endpoint that could not be reached or did not answer in time.
-CONNECTION_CODE = "connection"
-# Failures that say nothing about the request itself: worth retrying, and counted by the breaker.
-TRANSIENT_CODES = THROTTLING_CODES | SERVER_CODES | {CONNECTION_CODE}
-# The code of a call refused because the breaker is open.
-OPEN_CODE = "circuit_open"
 
 
 class Breaker(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,9 +64,15 @@ def record(
     )
 
 
+def clock_time(epoch: int) -> str:
+    """HH:MM:SS (UTC) of an epoch time, as the breaker's messages give it."""
+    seconds = epoch % 86_400
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 def open_error(key: str, breaker: Breaker) -> OhfError:
     """The fail-fast message of an open breaker."""
-    until = time.strftime("%H:%M:%S", time.gmtime(breaker.open_until or 0))
+    until = clock_time(breaker.open_until or 0)
     return OhfError(
         message=(
             f"AWS {key} circuit open after {breaker.failures} failure(s) in a row "

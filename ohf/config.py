@@ -1,4 +1,6 @@
-"""The single config file (`ohf.toml` or `.json`) and IBM's `awsprov_*.json` drop-in, decoded.
+"""The single config file (`ohf.toml` or `.json`) and its templates, decoded.
+
+IBM's `awsprov_config.json` is mapped onto the same `Config` by `ohf.ibm`.
 
 Pure: functions take the bytes that the shell read and the environment as a mapping, and return
 `Result`s. Finding and reading files is `ohf.effects.files`' job.
@@ -26,11 +28,24 @@ class AwsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     profile: str | None = None
     endpoint_url: str | None = None
     credentials_file: str | None = None
-    # Assume this role (with the profile's, or else the default chain's, credentials) for
-    # every AWS call; `external_id` is what the role's trust policy demands, if anything.
+    # Assume this role (with the credential script's, else the profile's, else the default
+    # chain's credentials) for every AWS call; `external_id` is what the role's trust policy
+    # demands, if anything.
     role_arn: Annotated[str, Meta(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
     external_id: Annotated[str, Meta(min_length=2, max_length=1224)] | None = None
     role_session_name: Annotated[str, Meta(pattern=r"^[\w+=,.@-]{2,64}$")] = "ohf"
+    # A command (run without a shell, split like a shell would) printing temporary credentials
+    # as JSON (`AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Expiration`), IBM's
+    # AWS_CREDENTIAL_SCRIPT. It wins over `profile`/`credentials_file`, is run again before
+    # the credentials expire, and is the source of `role_arn`'s AssumeRole when both are set.
+    credential_script: Annotated[str, Meta(min_length=1)] | None = None
+    credential_script_timeout: Annotated[float, Meta(gt=0, le=300)] = 30.0
+    # Terminate a spot machine as soon as getReturnRequests reports its interruption notice
+    # (IBM's AWS_SPOT_TERMINATE_ON_RECLAIM), instead of leaving it to AWS two minutes later.
+    terminate_spot_on_notice: bool = False
+    # Tag each instance and its volumes `InstanceID=<instance id>` once it runs (IBM's
+    # AWS_TAG_InstanceID): one CreateTags per machine, as each needs its own value.
+    tag_instance_id: bool = False
     connect_timeout: Annotated[float, Meta(gt=0, le=300)] = 5.0
     read_timeout: Annotated[float, Meta(gt=0, le=300)] = 20.0
     # Attempts per AWS call (the first included) on throttling, AWS 5xx and connection errors;
@@ -116,6 +131,7 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     credentials_file: str | None = None
     role_arn: Annotated[str, Meta(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
     external_id: Annotated[str, Meta(min_length=2, max_length=1224)] | None = None
+    credential_script: Annotated[str, Meta(min_length=1)] | None = None
     endpoint_url: str | None = None
     enabled: bool = True
     # `priority` policy: lower goes first. `weighted` policy: share of new requests.
@@ -150,18 +166,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     api: ApiConfig = ApiConfig()
     templates_file: str | None = None
     templates: tuple[Template, ...] = ()
-
-
-class IbmProviderConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """The keys of IBM's `awsprov_config.json` that ohf honours (others are ignored)."""
-
-    AWS_REGION: str | None = None
-    AWS_ENDPOINT_URL: str | None = None
-    AWS_CREDENTIAL_FILE: str | None = None
-    AWS_PROFILE: str | None = None
-    AWS_CONNECTION_TIMEOUT_MS: Annotated[int, Meta(gt=0)] | None = None
-    AWS_REQUEST_RETRY_ATTEMPTS: Annotated[int, Meta(ge=0)] | None = None
-    LogLevel: str | None = None
+    # Keys of IBM's `awsprov_config.json` that ohf read but does not act on, with their values.
+    # Set by `ohf.ibm.decode_ibm_config` only (never a key of ohf.toml), so that `ohf validate`
+    # names each one instead of ignoring it in silence.
+    ibm_unhonoured: dict[str, Any] = {}
 
 
 class TemplateFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -189,6 +197,10 @@ def decode_config(
         return Failure(
             OhfError(message=f"{source}: expected a table/object at the top", code="config")
         )
+    if "ibm_unhonoured" in data:
+        return Failure(
+            OhfError(message=f"{source}: `ibm_unhonoured` is not a config key", code="config")
+        )
     templates_raw = data.pop("templates", [])
     if not isinstance(templates_raw, list):
         return Failure(
@@ -208,8 +220,40 @@ _TEMPLATE_KEYS: frozenset[str] = frozenset(
 )
 
 
+# Template keys holding AWS ids, as a list (or one id / comma-separated ids).
+ID_LIST_KEYS = ("securityGroupIds", "subnetId", "subnetIds")
+
+
+def empty_id(raw: Mapping[str, Any]) -> str | None:
+    """The first `key[index]` of an id list that is an empty string, if any.
+
+    IBM's sample templates carry `"securityGroupIds": [""]`: EC2 would refuse the launch
+    ("Invalid id"), so the file is refused at load, where the fix is obvious.
+    """
+    for key in ID_LIST_KEYS:
+        value = raw.get(key)
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, str) and not item.strip():
+                    return f"{key}[{index}]"
+    return None
+
+
 def decode_template(raw: Mapping[str, Any], *, where: str) -> Result[Template, OhfError]:
     """Decode one IBM/ORB template mapping; unknown keys are kept in `extras` to be echoed."""
+    blank = empty_id(raw)
+    if blank is not None:
+        template_id = raw.get("templateId", "?")
+        key = blank.split("[")[0]
+        return Failure(
+            OhfError(
+                message=(
+                    f"{where}: template {template_id!r}: {blank} is an empty string; remove it "
+                    f"(no {key} at all, or an empty list, means none)"
+                ),
+                code="config",
+            )
+        )
     try:
         template = msgspec.convert({k: v for k, v in raw.items() if k in _TEMPLATE_KEYS}, Template)
     except msgspec.ValidationError as exc:
@@ -249,39 +293,6 @@ def decode_template_file(raw: bytes, *, source: str) -> Result[tuple[Template, .
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return Failure(_error(f"cannot read templates from {source}", exc))
     return decode_template_list(doc.templates, source=source)
-
-
-_IBM_LEVELS: Mapping[str, LogLevel] = {
-    "TRACE": "DEBUG",
-    "DEBUG": "DEBUG",
-    "INFO": "INFO",
-    "WARN": "WARNING",
-    "WARNING": "WARNING",
-    "ERROR": "ERROR",
-    "FATAL": "CRITICAL",
-}
-
-
-def decode_ibm_config(raw: bytes, *, source: str) -> Result[Config, OhfError]:
-    """Map IBM's `awsprov_config.json` onto `Config`, so an IBM conf dir works unchanged."""
-    try:
-        ibm = msgspec.json.decode(raw, type=IbmProviderConfig)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return Failure(_error(f"cannot read {source}", exc))
-    timeout = (ibm.AWS_CONNECTION_TIMEOUT_MS or 5_000) / 1000
-    return Success(
-        Config(
-            aws=AwsConfig(
-                region=ibm.AWS_REGION,
-                endpoint_url=ibm.AWS_ENDPOINT_URL or None,
-                profile=ibm.AWS_PROFILE,
-                credentials_file=ibm.AWS_CREDENTIAL_FILE or None,
-                connect_timeout=min(max(timeout, 0.1), 300.0),
-                max_attempts=min(max((ibm.AWS_REQUEST_RETRY_ATTEMPTS or 3) + 1, 1), 20),
-            ),
-            logging=LoggingConfig(level=_IBM_LEVELS.get((ibm.LogLevel or "INFO").upper(), "INFO")),
-        )
-    )
 
 
 def merge_templates(
@@ -332,9 +343,13 @@ def provider_aws(aws: AwsConfig, provider: ProviderConfig) -> AwsConfig:
     """
     if not provider.name:
         return aws
+    # A provider that names its own credentials (profile, file or script) does not inherit
+    # `[aws]`'s script, which would win over them.
+    own = provider.profile or provider.credentials_file or provider.credential_script
     return msgspec.structs.replace(
         aws,
         region=provider.region or aws.region,
+        credential_script=provider.credential_script if own else aws.credential_script,
         profile=provider.profile or aws.profile,
         credentials_file=provider.credentials_file or aws.credentials_file,
         role_arn=provider.role_arn or aws.role_arn,

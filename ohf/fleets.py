@@ -1,15 +1,17 @@
-"""Pure logic of fleet-backed requests: overrides, on-demand split, fleet spec and clean-up."""
+"""Pure logic of fleet-backed requests: overrides, on-demand split, fleet spec, AWS's verdict on
+a fleet at each poll, holding and lowering its target, and clean-up."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Mapping
 
 import msgspec
 from returns.result import Failure
 
-from ohf.effects.intents import (
+from ohf.intents import (
     DeleteFleet,
     DeleteLaunchTemplate,
+    DescribeFleets,
     FleetSpec,
     Intent,
     ModifyFleetTarget,
@@ -20,16 +22,34 @@ from ohf.model import (
     REQUEST_TAG,
     TEMPLATE_TAG,
     FleetApi,
+    FleetInfo,
     FleetType,
     Request,
+    State,
     Template,
 )
+from ohf.native import placeholders, substituted
 from ohf.program import Answer
-from ohf.templates import instance_types, subnets
+from ohf.room import Room, Unlimited
+from ohf.templates import instance_types, live_units, subnets
 
 # On-demand types listed in vmTypesOnDemand go first under the "prioritized" strategy.
 _ON_DEMAND_PRIORITY = 0
 _DEFAULT_PRIORITY = 100
+# Fleet/Spot Fleet states after which AWS launches nothing more for the fleet.
+FLEET_OVER_STATES = frozenset(
+    {
+        "gone",
+        "failed",
+        "expired",
+        "cancelled",
+        "cancelled_running",
+        "cancelled_terminating",
+        "deleted",
+        "deleted_running",
+        "deleted_terminating",
+    }
+)
 
 
 def fleet_type(template: Template, api: FleetApi) -> FleetType:
@@ -63,14 +83,14 @@ def unit_weights(template: Template) -> dict[str, int]:
     return weights
 
 
-def fitting(template: Template, count: int, room: int) -> Template:
+def fitting(template: Template, count: int, room: Room) -> Template:
     """The template with only the types whose whole instances cannot overshoot `room`.
 
     AWS fills a fleet with whole instances, so a request of `count` units may end up to one
     weight short of a unit over it; a type is kept only if that still fits in `room` (the
-    template's free units before this request; -1 = unlimited).
+    template's free units before this request).
     """
-    if room < 0:
+    if isinstance(room, Unlimited):
         return template
     limit = room - count + 1
 
@@ -152,6 +172,9 @@ def fleet_spec(
         client_token=f"{request_id}-fleet"[:64],
         tags=((REQUEST_TAG, request_id), (TEMPLATE_TAG, template.template_id)),
         subnets=subnets(template),
+        native_fleet=substituted(
+            template.fleet or {}, placeholders(request_id, template.template_id, target)
+        ),
     )
 
 
@@ -211,3 +234,79 @@ def _noted(request: Request, note: str) -> Request:
     return msgspec.structs.replace(
         request, message="; ".join(x for x in (request.message, note) if x)
     )
+
+
+def fleet_watch(request: Request) -> bool:
+    """True when AWS's view of the request's fleet or group can still change what HF sees."""
+    return request.fleet_id is not None and not request.fleet_done and not request.cleaned_up
+
+
+def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
+    """Fold AWS's view of a fleet into its request; True if the fleet must be held where it is.
+
+    A fleet that stopped short (capacity, price, expiry, cancelled) will launch no more: the
+    request ends with AWS's reason. An active `maintain` fleet or group that reports errors is
+    lowered to what it holds, so it cannot add machines after HF got its answer.
+    """
+    live = live_units(request)
+    reasons = "; ".join(info.errors)
+    if info.state in FLEET_OVER_STATES:
+        why = reasons or f"the {request.provider_api} is {info.state}"
+        return _fleet_done(request, why if live < request.machine_count else ""), False
+    if info.activity == "error" or (info.errors and live < request.machine_count):
+        why = reasons or f"the {request.provider_api} reported an error"
+        # Only maintaining fleets and groups would go on launching (and only they can be
+        # modified); a `request` fleet that erred has made its one attempt.
+        maintains = request.fleet_type == "maintain" or request.provider_api == "ASG"
+        return _fleet_done(request, why if live < request.machine_count else ""), maintains
+    if request.fleet_type == "request" and (
+        info.activity == "fulfilled" or live >= request.machine_count
+    ):
+        return msgspec.structs.replace(request, fleet_done=True), False
+    return request, False
+
+
+def _fleet_done(request: Request, why: str) -> Request:
+    note = f"{request.fleet_id} stopped short: {why}" if why else ""
+    return msgspec.structs.replace(
+        request,
+        fleet_done=True,
+        message="; ".join(x for x in (request.message, note) if x),
+    )
+
+
+def follow_fleets(
+    state: State, request_ids: Iterable[str]
+) -> Generator[Intent, Answer, tuple[State, str]]:
+    """One DescribeFleets for every watched fleet; stop short fleets; note what failed."""
+    watched = [state.requests[r] for r in request_ids if fleet_watch(state.requests[r])]
+    pairs = tuple(
+        (r.provider_api, r.fleet_id)
+        for r in watched
+        if r.provider_api != "RunInstances" and r.fleet_id is not None
+    )
+    if not pairs:
+        return state, ""
+    answer = yield DescribeFleets(fleets=pairs)
+    if isinstance(answer, Failure):
+        return state, f"fleets not described ({answer.failure().message})"
+    infos: Mapping[str, FleetInfo] = answer.unwrap()
+    updated = dict(state.requests)
+    for request in watched:
+        info = infos.get(request.fleet_id or "")
+        if info is not None:
+            updated[request.request_id] = yield from judge_fleet(request, info)
+    return msgspec.structs.replace(state, requests=updated), ""
+
+
+def judge_fleet(request: Request, info: FleetInfo) -> Generator[Intent, Answer, Request]:
+    """Apply AWS's view of a fleet to its request, holding the fleet where the verdict says so."""
+    judged, hold = fleet_verdict(request, info)
+    if not hold or judged.provider_api == "RunInstances" or judged.fleet_id is None:
+        return judged
+    intent, held_request = set_target(judged, live_units(judged))
+    held = yield intent
+    if isinstance(held, Failure):
+        # Keep watching: the next poll tries again to hold the fleet.
+        return msgspec.structs.replace(judged, fleet_done=False)
+    return held_request

@@ -1,10 +1,12 @@
 """The five HF calls, each `decode -> core program -> interpret -> encode`, plus state handling.
 
-This is the imperative shell's one place of orchestration: it takes the effect performers as
-arguments (`Shell`), so tests can run every call against the fake cloud and a temp directory.
-A call that changes state runs whole (AWS calls included) inside one store transaction; every
-commit, checkpoint or final, carries the events that take the last committed state to the new
-one, and the final state is stamped (`mark_ended`) and pruned before it is committed.
+This is the front door's engine (`ohf.provider.Provider` is its public face): it takes every
+effect performer as data (`Shell`), so tests run every call against the fake cloud and a temp
+directory. The clock is read once per call; the environment, the catalogue and the breaker
+state reach the core from here as arguments. A call that changes state runs whole (AWS calls
+included) inside one store transaction; every commit, checkpoint or final, carries the events
+that take the last committed state to the new one, and the final state is stamped
+(`mark_ended`) and pruned before it is committed.
 """
 
 from __future__ import annotations
@@ -16,39 +18,36 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.acquire import ONE_PROVIDER, Placement
 from ohf.catalogue import EMPTY, Catalogue
 from ohf.config import Config
 from ohf.effects import store
 from ohf.effects.circuit import circuit, circuits, open_circuits
 from ohf.effects.files import Settings, read_catalogue
-from ohf.effects.intents import Intent
 from ohf.effects.local import local_interpreter
 from ohf.effects.providers import routed
-from ohf.messages import (
-    INPUTS,
-    ErrorOut,
-    TemplatesOut,
-)
+from ohf.intents import Intent
+from ohf.messages import INPUTS, ErrorOut, TemplatesOut
 from ohf.model import OhfError, State, Template
 from ohf.outcome import Done
 from ohf.placement import (
+    ONE_PROVIDER,
     PROVIDER_SEPARATOR,
+    Placement,
     allowed,
     effective,
     providers_of,
-    room_on,
-    total_room,
+    rooms,
 )
 from ohf.program import Answer, Program, run
-from ohf.templates import attributes, available, missing_attributes, template_out
+from ohf.room import total
+from ohf.templates import attributes, missing_attributes, room_left, template_out
 
 CALLS = tuple(INPUTS)
 _encoder = msgspec.json.Encoder()
 
 
 class Shell(msgspec.Struct, frozen=True, kw_only=True):
-    """What a call needs from outside: settings, a cloud interpreter, a clock and id maker."""
+    """What a call needs from outside: settings, cloud interpreters, clock, ids, environment."""
 
     settings: Settings
     cloud: Callable[[Intent], Answer]
@@ -60,6 +59,10 @@ class Shell(msgspec.Struct, frozen=True, kw_only=True):
     warm: Callable[[], None] | None = None
     # One interpreter per `[[providers]]` name; empty: `cloud` is the only (`[aws]`) provider.
     clouds: Mapping[str, Callable[[Intent], Answer]] = {}
+    # The process environment as the door read it (the breakers' endpoint keys use it).
+    env: Mapping[str, str] = {}
+    # The instance-type catalogue, read only when a template leaves attributes to derive.
+    catalogue: Callable[[], Catalogue] = read_catalogue
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,11 +70,35 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
 
     body: bytes
     exit_code: int
+    # The call failed inside ohf (a bug), not on its input or in AWS.
+    internal: bool = False
+
+
+class Replied(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished call as a value: HF's reply document (a `messages` struct) and exit code."""
+
+    reply: Any
+    exit_code: int
+    internal: bool = False
 
 
 def error_reply(error: OhfError) -> Reply:
     """HF's failure shape: `{"message": ...}` with exit code 1."""
-    return Reply(body=_encoder.encode(ErrorOut(message=error.message)), exit_code=1)
+    return encoded(refused(error))
+
+
+def refused(error: OhfError) -> Replied:
+    """A call refused (nothing changed): HF's `{"message": ...}`, exit code 1."""
+    return Replied(reply=ErrorOut(message=error.message), exit_code=1)
+
+
+def encoded(replied: Replied) -> Reply:
+    """The reply as the bytes HF reads on stdout."""
+    return Reply(
+        body=_encoder.encode(replied.reply),
+        exit_code=replied.exit_code,
+        internal=replied.internal,
+    )
 
 
 def decode_input(call: str, payload: bytes) -> Result[Any, OhfError]:
@@ -105,28 +132,29 @@ def decode_input(call: str, payload: bytes) -> Result[Any, OhfError]:
         return Failure(OhfError(message=f"{call}: input is nested too deeply", code="input"))
 
 
-def templates_reply(settings: Settings, state: State) -> Result[TemplatesOut, OhfError]:
+def templates_reply(
+    config: Config, state: State, catalogue: Callable[[], Catalogue] = read_catalogue
+) -> Result[TemplatesOut, OhfError]:
     """getAvailableTemplates: templates with derived attributes and units still available.
 
     With several providers a template's `availableNumber` is the sum over the enabled ones it
     may use; `list_per_provider` adds one entry per provider, `<templateId>.<provider>`.
     """
-    config = settings.config
     templates = config.templates
     # The catalogue is read only when some template leaves attributes to derive.
-    catalogue = read_catalogue() if any(missing_attributes(t) for t in templates) else EMPTY
+    known = catalogue() if any(missing_attributes(t) for t in templates) else EMPTY
     out: list[dict[str, Any]] = []
     for template in templates:
-        attrs = attributes(template, catalogue)
+        attrs = attributes(template, known)
         if isinstance(attrs, Failure):
             return attrs
         if not config.providers:
-            out.append(template_out(template, attrs.unwrap(), available(template, state)))
+            out.append(template_out(template, attrs.unwrap(), room_left(template, state)))
             continue
-        room = total_room(template, config.providers, state)
+        room = total(rooms(template, config.providers, state).values())
         out.append(template_out(template, attrs.unwrap(), room))
         if config.placement.list_per_provider:
-            listed = per_provider(template, config, state, catalogue)
+            listed = per_provider(template, config, state, known)
             if isinstance(listed, Failure):
                 return listed
             out.extend(listed.unwrap())
@@ -146,7 +174,7 @@ def per_provider(
         if isinstance(attrs, Failure):
             return attrs
         shown = view.unwrap()
-        body = template_out(shown, attrs.unwrap(), room_on(shown, provider, state))
+        body = template_out(shown, attrs.unwrap(), room_left(shown, state, provider.name))
         body.pop("providers", None)
         out.append(
             {**body, "templateId": f"{template.template_id}{PROVIDER_SEPARATOR}{provider.name}"}
@@ -154,24 +182,24 @@ def per_provider(
     return Success(out)
 
 
-def placement_of(settings: Settings, now: int) -> Placement:
+def placement_of(shell: Shell, now: int) -> Placement:
     """The providers, policy and open circuits a call places new machines by."""
-    config = settings.config
+    config = shell.settings.config
     if not config.providers:
         return ONE_PROVIDER
     return Placement(
         providers=config.providers,
         policy=config.placement.policy,
         failover=config.placement.failover,
-        open_circuits=open_circuits(settings, now),
+        open_circuits=open_circuits(shell.settings, now, shell.env),
     )
 
 
-def _reply(result: Result[Done, OhfError]) -> Reply:
+def _replied(result: Result[Done, OhfError]) -> Replied:
     if isinstance(result, Failure):
-        return error_reply(result.failure())
+        return refused(result.failure())
     done = result.unwrap()
-    return Reply(body=_encoder.encode(done.reply), exit_code=done.exit_code)
+    return Replied(reply=done.reply, exit_code=done.exit_code)
 
 
 def _read_only(state: State) -> Result[None, OhfError]:
@@ -183,7 +211,7 @@ def _retention(settings: Settings) -> int:
     return int(settings.config.storage.retention_days * 86_400)
 
 
-def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn) -> Reply:
+def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn, now: int) -> Replied:
     """Run a state-changing call inside its transaction; commit checkpoints and the result."""
     from ohf.events import diff, mark_ended, prune
 
@@ -193,16 +221,16 @@ def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn) -> Reply:
         nonlocal committed
         if state == committed:
             return Success(None)
-        events = diff(committed, state, at=shell.now(), correlation=shell.correlation, call=call)
+        events = diff(committed, state, at=now, correlation=shell.correlation, call=call)
         saved = txn.commit(state, events)
         if isinstance(saved, Success):
             committed = state
         return saved
 
-    result = run(_program(shell, call, txn.state, message), local_interpreter(save, shell.cloud))
+    program = _program(shell, call, txn.state, message, now)
+    result = run(program, local_interpreter(save, shell.cloud))
     if isinstance(result, Failure):
-        return error_reply(result.failure())
-    now = shell.now()
+        return refused(result.failure())
     final = prune(
         mark_ended(txn.state, result.unwrap().state, now),
         now=now,
@@ -210,60 +238,103 @@ def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn) -> Reply:
     )
     saved = save(final)
     if isinstance(saved, Failure):
-        return error_reply(saved.failure())
-    return _reply(result)
+        return refused(saved.failure())
+    return _replied(result)
 
 
 def _program(
-    shell: Shell, call: str, state: State, message: Any
+    shell: Shell, call: str, state: State, message: Any, now: int
 ) -> Program[Result[Done, OhfError]]:
-    from ohf import acquire, release, status
+    from ohf import parts, poll, release
     from ohf.fleets import unit_weights
 
     config = shell.settings.config
     templates = config.templates
     if call == "requestMachines":
-        return acquire.request_machines(
+        return parts.request_machines(
             templates,
             state,
             message,
             request_id=shell.new_id("req"),
-            now=shell.now(),
-            placement=placement_of(shell.settings, shell.now()),
+            now=now,
+            placement=placement_of(shell, now),
         )
     if call == "getRequestStatus":
         weights = {t.template_id: unit_weights(t) for t in templates}
-        return status.request_status(
+        return poll.request_status(
             state,
             message,
             weights=weights,
-            now=shell.now(),
+            now=now,
             templates=templates,
-            placement=placement_of(shell.settings, shell.now()) if config.providers else None,
+            placement=placement_of(shell, now) if config.providers else None,
             provider_weights={
                 p.name: {
                     t.template_id: unit_weights(effective(t, p).value_or(t)) for t in templates
                 }
                 for p in config.providers
             },
+            tag_ids=config.aws.tag_instance_id,
         )
     if call == "requestReturnMachines":
-        return release.return_machines(
-            state, message, return_id=shell.new_id("ret"), now=shell.now()
-        )
+        return release.return_machines(state, message, return_id=shell.new_id("ret"), now=now)
     providers = tuple(p.name for p in providers_of(config))
-    return release.return_requests(state, message, now=shell.now(), providers=providers)
+    return release.return_requests(
+        state,
+        message,
+        now=now,
+        providers=providers,
+        terminate_on_notice=config.aws.terminate_spot_on_notice,
+    )
+
+
+def read_only_call(call: str, config: Config) -> bool:
+    """True for a call that never changes the state: it runs without the store's lock.
+
+    getReturnRequests changes it only when it terminates noticed spot machines (and must then
+    record that they are going, in the same transaction as everything else).
+    """
+    if call == "getReturnRequests":
+        return not config.aws.terminate_spot_on_notice
+    return call == "getAvailableTemplates"
 
 
 @contextlib.contextmanager
 def guarded_cloud(shell: Shell) -> Iterator[Callable[[Intent], Answer]]:
     """The call's cloud behind its breakers: one per provider, routed by `At`."""
     if not shell.clouds:
-        with circuit(shell.settings, shell.cloud, shell.now) as cloud:
+        with circuit(shell.settings, shell.cloud, shell.now, shell.env) as cloud:
             yield cloud
         return
-    with circuits(shell.settings, shell.clouds, shell.now) as clouds:
+    with circuits(shell.settings, shell.clouds, shell.now, shell.env) as clouds:
         yield routed(clouds, default=next(iter(shell.clouds)))
+
+
+def serve(shell: Shell, call: str, message: Any) -> Replied:
+    """Run one HF call on its decoded input; never raises for AWS errors."""
+    now = shell.now()
+    if read_only_call(call, shell.settings.config):
+        loaded = store.read(shell.settings)
+        if isinstance(loaded, Failure):
+            return refused(loaded.failure())
+        if call == "getAvailableTemplates":
+            listing = templates_reply(shell.settings.config, loaded.unwrap(), shell.catalogue)
+            if isinstance(listing, Failure):
+                return refused(listing.failure())
+            return Replied(reply=listing.unwrap(), exit_code=0)
+        program = _program(shell, call, loaded.unwrap(), message, now)
+        with guarded_cloud(shell) as cloud:
+            return _replied(run(program, local_interpreter(_read_only, cloud)))
+
+    if shell.warm is not None:
+        shell.warm()
+    with store.transaction(shell.settings, owner=shell.correlation) as opened:
+        if isinstance(opened, Failure):
+            return refused(opened.failure())
+        # The breakers are saved under the store's lock, whatever the call's outcome.
+        with guarded_cloud(shell) as cloud:
+            guarded = msgspec.structs.replace(shell, cloud=cloud)
+            return _write_call(guarded, call, message, opened.unwrap(), now)
 
 
 def handle(shell: Shell, call: str, payload: bytes) -> Reply:
@@ -271,27 +342,4 @@ def handle(shell: Shell, call: str, payload: bytes) -> Reply:
     decoded = decode_input(call, payload)
     if isinstance(decoded, Failure):
         return error_reply(decoded.failure())
-    message = decoded.unwrap()
-
-    if call in ("getAvailableTemplates", "getReturnRequests"):
-        loaded = store.read(shell.settings)
-        if isinstance(loaded, Failure):
-            return error_reply(loaded.failure())
-        if call == "getAvailableTemplates":
-            listing = templates_reply(shell.settings, loaded.unwrap())
-            if isinstance(listing, Failure):
-                return error_reply(listing.failure())
-            return Reply(body=_encoder.encode(listing.unwrap()), exit_code=0)
-        program = _program(shell, call, loaded.unwrap(), message)
-        with guarded_cloud(shell) as cloud:
-            return _reply(run(program, local_interpreter(_read_only, cloud)))
-
-    if shell.warm is not None:
-        shell.warm()
-    with store.transaction(shell.settings, owner=shell.correlation) as opened:
-        if isinstance(opened, Failure):
-            return error_reply(opened.failure())
-        # The breakers are saved under the store's lock, whatever the call's outcome.
-        with guarded_cloud(shell) as cloud:
-            guarded = msgspec.structs.replace(shell, cloud=cloud)
-            return _write_call(guarded, call, message, opened.unwrap())
+    return encoded(serve(shell, call, decoded.unwrap()))

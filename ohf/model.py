@@ -32,6 +32,8 @@ Phase = Literal["launching", "launched", "failed"]
 # Every resource ohf creates carries these tags, so it can be found even if state is lost.
 REQUEST_TAG = "ohf:request-id"
 TEMPLATE_TAG = "ohf:template-id"
+# IBM's AWS_TAG_InstanceID tag (`[aws] tag_instance_id`): on each instance and its volumes.
+INSTANCE_ID_TAG = "InstanceID"
 
 TemplateId = Annotated[str, Meta(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
 AttributeValue = tuple[str, str | int | float]
@@ -42,6 +44,25 @@ class OhfError(msgspec.Struct, frozen=True, kw_only=True):
 
     message: str
     code: str = "error"
+
+
+class MetadataOptions(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    rename="camel",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
+    """The instance metadata service (IMDS) of a template's instances; unset keys: AWS's default.
+
+    `httpTokens = "required"` is IMDSv2 only (a session token on every call); "optional" also
+    allows IMDSv1, which a server-side request forgery can read credentials through.
+    """
+
+    http_tokens: Literal["optional", "required"] | None = None
+    http_put_response_hop_limit: Annotated[int, Meta(ge=1, le=64)] | None = None
+    http_endpoint: Literal["enabled", "disabled"] | None = None
 
 
 class Template(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -82,6 +103,16 @@ class Template(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     fleet_type: FleetType | None = None
     interface_type: Literal["interface", "efa", "efa-only"] | None = None
     efa_count: Annotated[int, Meta(ge=0, le=32)] | None = None
+    # IMDS settings, and encryption of the root volume (kmsKeyId implies encrypted): nothing is
+    # sent when unset, so the AMI's and the account's defaults hold.
+    metadata_options: MetadataOptions | None = None
+    encrypted: bool | None = None
+    kms_key_id: Annotated[str, Meta(min_length=1)] | None = None
+    # Native AWS fragments in boto3's spelling, merged into what ohf sends (`ohf.native`):
+    # RunInstances; the launch template ohf creates for a fleet or group; the fleet/group call.
+    run_instances: dict[str, Any] | None = None
+    launch_template_data: dict[str, Any] | None = None
+    fleet: dict[str, Any] | None = None
     provider_api: ProviderApi | None = None
     # The `[[providers]]` this template may be placed on (all enabled ones when unset);
     # one name pins it.
@@ -104,6 +135,8 @@ class Instance(msgspec.Struct, frozen=True, kw_only=True):
     template_id: str | None = None
     lifecycle: Literal["on-demand", "spot"] = "on-demand"
     state_reason: str = ""
+    # The EBS volumes attached to it (DescribeInstances' block device mappings).
+    volume_ids: tuple[str, ...] = ()
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +154,8 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     result: MachineResult = "executing"
     returned_by: str | None = None
     message: str = ""
+    # It and its volumes carry the tag `InstanceID=<its id>` (`[aws] tag_instance_id`).
+    id_tagged: bool = False
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):

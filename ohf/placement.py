@@ -21,7 +21,8 @@ from returns.result import Failure, Result, Success
 
 from ohf.config import Config, Policy, ProviderConfig, decode_template
 from ohf.model import OhfError, Request, State, Template
-from ohf.templates import request_units
+from ohf.room import Room, full
+from ohf.templates import check_fragments, find_template, request_units, room_left
 
 _DEFAULTS: dict[str, Any] = {
     f.encode_name: f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
@@ -38,6 +39,19 @@ _SETTABLE = frozenset(
 PROVIDER_SEPARATOR = "."
 # The one provider a config without `[[providers]]` has: `[aws]`, recorded as "".
 SHORTHAND = ProviderConfig(name="")
+
+
+class Placement(msgspec.Struct, frozen=True, kw_only=True):
+    """Where new requests may go: the providers, the policy, and whose circuits are open now."""
+
+    providers: tuple[ProviderConfig, ...] = (SHORTHAND,)
+    policy: Policy = "first_available"
+    failover: bool = True
+    open_circuits: frozenset[str] = frozenset()
+
+
+# The placement of a config without `[[providers]]`: `[aws]` only.
+ONE_PROVIDER = Placement()
 
 
 def providers_of(config: Config) -> tuple[ProviderConfig, ...]:
@@ -79,44 +93,18 @@ def allowed(template: Template, provider: ProviderConfig) -> bool:
     return template.providers is None or provider.name in template.providers
 
 
-def units_on(state: State, template_id: str, provider: str) -> int:
-    """Units of a template the provider's machines (and reservations) hold."""
-    return sum(
-        request_units(r)
-        for r in state.requests.values()
-        if r.template_id == template_id and r.provider == provider
-    )
-
-
-def room_on(template: Template, provider: ProviderConfig, state: State) -> int:
-    """Units of `template` (as it runs on `provider`) the provider can still take; -1 = no limit."""
-    return room_for(template, provider.name, state)
-
-
-def room_for(template: Template, provider: str, state: State) -> int:
-    """`room_on` by the provider's name, as requests record it."""
-    if template.max_number < 0:
-        return -1
-    return max(template.max_number - units_on(state, template.template_id, provider), 0)
-
-
-def rooms(template: Template, providers: Iterable[ProviderConfig], state: State) -> dict[str, int]:
-    """Room per enabled provider the template may use (a provider whose view fails: 0)."""
-    out: dict[str, int] = {}
+def rooms(template: Template, providers: Iterable[ProviderConfig], state: State) -> dict[str, Room]:
+    """Room per enabled provider the template may use, each by its own view of the template
+    (a provider whose view fails has none)."""
+    out: dict[str, Room] = {}
     for provider in providers:
         if not provider.enabled or not allowed(template, provider):
             continue
         view = effective(template, provider)
         out[provider.name] = (
-            room_on(view.unwrap(), provider, state) if isinstance(view, Success) else 0
+            room_left(view.unwrap(), state, provider.name) if isinstance(view, Success) else 0
         )
     return out
-
-
-def total_room(template: Template, providers: Iterable[ProviderConfig], state: State) -> int:
-    """What HF may ask for: the room summed over enabled providers; -1 if any is unlimited."""
-    values = rooms(template, providers, state).values()
-    return -1 if any(v < 0 for v in values) else sum(values)
 
 
 def _roots(state: State) -> list[Request]:
@@ -169,7 +157,9 @@ def candidates(
     room = rooms(template, providers, state)
     index = {p.name: i for i, p in enumerate(providers)}
     usable = [
-        p for p in providers if p.name in room and room[p.name] != 0 and p.name not in open_circuits
+        p
+        for p in providers
+        if p.name in room and not full(room[p.name]) and p.name not in open_circuits
     ]
     if policy == "priority":
         usable.sort(key=lambda p: (p.priority, index[p.name]))
@@ -266,6 +256,12 @@ def check_providers(config: Config) -> Result[Config, OhfError]:
             view = effective(template, provider)
             if isinstance(view, Failure):
                 return view
+            # Fragments are checked at load: a key ohf owns fails every call, not a request.
+            checked = check_fragments(view.unwrap())
+            if isinstance(checked, Failure):
+                error = checked.failure()
+                where = f" on provider {provider.name!r}" if provider.name else ""
+                return Failure(msgspec.structs.replace(error, message=f"{error.message}{where}"))
     for provider in config.providers:
         stray = sorted(set(provider.templates) - {t.template_id for t in config.templates})
         if stray:
@@ -276,3 +272,25 @@ def check_providers(config: Config) -> Result[Config, OhfError]:
                 )
             )
     return Success(config)
+
+
+def resolve_template(
+    templates: tuple[Template, ...], placement: Placement, template_id: str
+) -> Result[Template, OhfError]:
+    """The template HF names: an id, or `<id>.<provider>` from a per-provider listing."""
+    base, provider = split_template_id(template_id, templates, placement.providers)
+    template = find_template(templates, base)
+    if template is None:
+        known = ", ".join(t.template_id for t in templates) or "none configured"
+        return Failure(
+            OhfError(message=f"unknown templateId {template_id!r} (known: {known})", code="input")
+        )
+    if provider is None:
+        return Success(template)
+    if not allowed(template, find_provider(placement.providers, provider) or SHORTHAND):
+        return Failure(
+            OhfError(
+                message=f"template {base!r} may not run on provider {provider!r}", code="input"
+            )
+        )
+    return Success(pinned(template, provider))

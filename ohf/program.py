@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from returns.result import Result
 
-from ohf.effects.intents import LOCAL_INTENTS, At, Intent
+from ohf.intents import LOCAL_INTENTS, At, Intent
 from ohf.model import OhfError
 
 T = TypeVar("T")

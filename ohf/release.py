@@ -8,14 +8,14 @@ import msgspec
 from returns.result import Failure, Result, Success
 from toolz import unique
 
-from ohf.effects.intents import (
+from ohf.fleets import set_target
+from ohf.intents import (
     DescribeInstances,
     DescribeSpotSignals,
     Intent,
     TerminateInGroup,
     TerminateInstances,
 )
-from ohf.fleets import set_target
 from ohf.messages import (
     ErrorOut,
     MachineRef,
@@ -39,6 +39,7 @@ from ohf.model import (
 from ohf.outcome import Done
 from ohf.program import Answer, on, perform
 from ohf.status import clean_up_finished, machines_by_id
+from ohf.upkeep import end_noticed
 
 
 def ids_by_name(index: Mapping[str, tuple[str, Machine]]) -> dict[str, str]:
@@ -275,11 +276,19 @@ def spot_signals(
 
 
 def return_requests(
-    state: State, ask: ReturnRequestsIn, *, now: int = 0, providers: tuple[str, ...] = ("",)
+    state: State,
+    ask: ReturnRequestsIn,
+    *,
+    now: int = 0,
+    providers: tuple[str, ...] = ("",),
+    terminate_on_notice: bool = False,
 ) -> Generator[Intent, Answer, Result[Done, OhfError]]:
     """The getReturnRequests program: which of HF's hosts the cloud is taking or has taken.
 
-    `providers` are the names of every configured provider ("" alone: the `[aws]` one).
+    `providers` are the names of every configured provider ("" alone: the `[aws]` one). With
+    `terminate_on_notice` (`[aws] terminate_spot_on_notice`), the spot machines ohf launched
+    that this answer reports for their interruption notice are terminated in the same call,
+    batched per provider, and the returned state records it (the call must then save it).
     """
     index = machines_by_id(state)
     by_name = ids_by_name(index)
@@ -322,6 +331,11 @@ def return_requests(
         seen.update((i.instance_id, i) for i in answer.unwrap())
     running = [m for m in candidates if m in seen and seen[m].state not in LOST_STATES]
     signals, signal_note = yield from spot_signals(index, running, where)
+    # Every noticed machine is in this answer (HF hears of it here), whatever happens next.
+    new_state, end_note = state, ""
+    ended: tuple[str, ...] = ()
+    if terminate_on_notice:
+        new_state, ended, end_note = yield from end_noticed(state, index, signals, where)
     lost = [
         ReclaimOut(
             machine=name or (index[mid][1].name if mid in index else "") or mid,
@@ -331,14 +345,18 @@ def return_requests(
         for mid, name in candidates.items()
         if mid not in seen or seen[mid].state in LOST_STATES or mid in signals
     ]
+    # Terminated just now: no grace left.
+    lost = [
+        msgspec.structs.replace(r, grace_period=0) if r.machine_id in ended else r for r in lost
+    ]
     foreign = [mid for mid in candidates if mid not in index]
-    notes = [_note(unnamed), signal_note] + (
+    notes = [_note(unnamed), signal_note, end_note] + (
         [f"{len(foreign)} machine(s) unknown to ohf were checked too: {', '.join(foreign[:20])}"]
         if foreign
         else []
     )
     message = "; ".join(n for n in notes if n) or f"{len(lost)} machine(s) reclaimed by the cloud"
-    return Success(Done(reply=ReturnRequestsOut(requests=lost, message=message), state=state))
+    return Success(Done(reply=ReturnRequestsOut(requests=lost, message=message), state=new_state))
 
 
 def _note(unnamed: list[MachineRef]) -> str:

@@ -14,10 +14,30 @@ from typing import Any
 import msgspec
 
 from ohf.config import Config
+from ohf.events import Event
+from ohf.listings import MachineList, MachineRow, PartRow, RequestList, RequestRow, TemplateList
 from ohf.messages import INPUTS, OUTPUTS
 from ohf.model import Template
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class RequestShow(msgspec.Struct, frozen=True, kw_only=True):
+    """`ohf requests show ID --json`: the request, its parts and machines, and its events."""
+
+    request: RequestRow
+    parts: list[PartRow]
+    machines: list[MachineRow]
+    events: list[Event]
+
+
+# The `--json` documents of the listing commands.
+LISTINGS: dict[str, tuple[Any, str]] = {
+    "templates": (TemplateList, "ohf templates --json"),
+    "requests": (RequestList, "ohf requests --json"),
+    "requests-show": (RequestShow, "ohf requests show ID --json"),
+    "machines": (MachineList, "ohf machines --json"),
+}
 
 
 class TemplatesDocument(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,10 +48,13 @@ class TemplatesDocument(msgspec.Struct, frozen=True, kw_only=True):
 
 def _without_extras(schema: dict[str, Any]) -> dict[str, Any]:
     # `extras` holds unknown template keys after decoding; in a file they are just extra keys.
+    # `ibm_unhonoured` holds what ohf read from IBM's awsprov_config.json, never a config key.
     for name, definition in schema.get("$defs", {}).items():
         if name == "Template":
             definition["properties"].pop("extras", None)
             definition["additionalProperties"] = True
+        if name == "Config":
+            definition["properties"].pop("ibm_unhonoured", None)
     return schema
 
 
@@ -56,7 +79,8 @@ def normalised(node: Any) -> Any:
 
 def _schema(kind: Any, title: str) -> dict[str, Any]:
     body = _without_extras(msgspec.json.schema(kind))
-    return normalised({"$schema": DIALECT, "title": title, **body})
+    schema: dict[str, Any] = normalised({"$schema": DIALECT, "title": title, **body})
+    return schema
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
@@ -69,6 +93,8 @@ def all_schemas() -> dict[str, dict[str, Any]]:
         out[f"hf/{call}.input.schema.json"] = _schema(kind, f"HF {call} input")
     for call, kind in OUTPUTS.items():
         out[f"hf/{call}.output.schema.json"] = _schema(kind, f"HF {call} output")
+    for command, (kind, title) in LISTINGS.items():
+        out[f"cli/{command}.schema.json"] = _schema(kind, title)
     return out
 
 

@@ -1,60 +1,43 @@
-"""getRequestStatus, pure: fold what the cloud reports into requests, machines and HF statuses."""
+"""Observing requests, pure: fold what the cloud reports into requests, machines and HF statuses.
+
+One provider's share of a getRequestStatus poll (`observe_group`), the HF shape of a request
+and of a return; `ohf.parts` runs it on every provider a request lives on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping
 
 import msgspec
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Success
 from toolz import unique
 
-from ohf.acquire import Placement, fails_over, place
-from ohf.effects.intents import (
-    DescribeFleets,
+from ohf.fleets import clean_up, cleanup_due, follow_fleets
+from ohf.intents import (
     DescribeInstances,
     Intent,
     TerminateInstances,
 )
-from ohf.fleets import clean_up, cleanup_due, set_target
-from ohf.messages import MachineOut, RequestsStatusOut, RequestStatusIn, RequestStatusOut
+from ohf.messages import MachineOut, RequestStatusOut
 from ohf.model import (
     ENDED_STATES,
     LOST_STATES,
-    FleetInfo,
     Instance,
     InstanceState,
     Machine,
     MachineResult,
-    OhfError,
     Request,
     RequestStatus,
     ReturnRequest,
     State,
-    Template,
 )
-from ohf.outcome import Done
-from ohf.placement import candidates, label
 from ohf.program import Answer, on
-from ohf.templates import find_template, live_units
+from ohf.upkeep import tag_running
 
 # DescribeInstances is eventually consistent: a just-launched instance can be missing for a
 # while. Within this window a missing, never-seen-running machine is not declared gone.
 VISIBILITY_GRACE_SECONDS = 300
 TERMINAL: frozenset[str] = frozenset({"complete", "complete_with_error"})
-# Fleet/Spot Fleet states after which AWS launches nothing more for the fleet.
-FLEET_OVER_STATES = frozenset(
-    {
-        "gone",
-        "failed",
-        "expired",
-        "cancelled",
-        "cancelled_running",
-        "cancelled_terminating",
-        "deleted",
-        "deleted_running",
-        "deleted_terminating",
-    }
-)
 
 
 def acquire_result(machine: Machine) -> MachineResult:
@@ -276,82 +259,6 @@ def settled(request: Request) -> bool:
     )
 
 
-def fleet_watch(request: Request) -> bool:
-    """True when AWS's view of the request's fleet or group can still change what HF sees."""
-    return request.fleet_id is not None and not request.fleet_done and not request.cleaned_up
-
-
-def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
-    """Fold AWS's view of a fleet into its request; True if the fleet must be held where it is.
-
-    A fleet that stopped short (capacity, price, expiry, cancelled) will launch no more: the
-    request ends with AWS's reason. An active `maintain` fleet or group that reports errors is
-    lowered to what it holds, so it cannot add machines after HF got its answer.
-    """
-    live = live_units(request)
-    reasons = "; ".join(info.errors)
-    if info.state in FLEET_OVER_STATES:
-        why = reasons or f"the {request.provider_api} is {info.state}"
-        return _fleet_done(request, why if live < request.machine_count else ""), False
-    if info.activity == "error" or (info.errors and live < request.machine_count):
-        why = reasons or f"the {request.provider_api} reported an error"
-        # Only maintaining fleets and groups would go on launching (and only they can be
-        # modified); a `request` fleet that erred has made its one attempt.
-        maintains = request.fleet_type == "maintain" or request.provider_api == "ASG"
-        return _fleet_done(request, why if live < request.machine_count else ""), maintains
-    if request.fleet_type == "request" and (
-        info.activity == "fulfilled" or live >= request.machine_count
-    ):
-        return msgspec.structs.replace(request, fleet_done=True), False
-    return request, False
-
-
-def _fleet_done(request: Request, why: str) -> Request:
-    note = f"{request.fleet_id} stopped short: {why}" if why else ""
-    return msgspec.structs.replace(
-        request,
-        fleet_done=True,
-        message="; ".join(x for x in (request.message, note) if x),
-    )
-
-
-def follow_fleets(
-    state: State, request_ids: Iterable[str]
-) -> Generator[Intent, Answer, tuple[State, str]]:
-    """One DescribeFleets for every watched fleet; stop short fleets; note what failed."""
-    watched = [state.requests[r] for r in request_ids if fleet_watch(state.requests[r])]
-    pairs = tuple(
-        (r.provider_api, r.fleet_id)
-        for r in watched
-        if r.provider_api != "RunInstances" and r.fleet_id is not None
-    )
-    if not pairs:
-        return state, ""
-    answer = yield DescribeFleets(fleets=pairs)
-    if isinstance(answer, Failure):
-        return state, f"fleets not described ({answer.failure().message})"
-    infos: Mapping[str, FleetInfo] = answer.unwrap()
-    updated = dict(state.requests)
-    for request in watched:
-        info = infos.get(request.fleet_id or "")
-        if info is not None:
-            updated[request.request_id] = yield from judge_fleet(request, info)
-    return msgspec.structs.replace(state, requests=updated), ""
-
-
-def judge_fleet(request: Request, info: FleetInfo) -> Generator[Intent, Answer, Request]:
-    """Apply AWS's view of a fleet to its request, holding the fleet where the verdict says so."""
-    judged, hold = fleet_verdict(request, info)
-    if not hold or judged.provider_api == "RunInstances" or judged.fleet_id is None:
-        return judged
-    intent, held_request = set_target(judged, live_units(judged))
-    held = yield intent
-    if isinstance(held, Failure):
-        # Keep watching: the next poll tries again to hold the fleet.
-        return msgspec.structs.replace(judged, fleet_done=False)
-    return held_request
-
-
 def restatus(state: State, request_ids: Iterable[str]) -> State:
     """Recompute the HF status of the named requests (after fleet verdicts changed them)."""
     updated = dict(state.requests)
@@ -432,205 +339,27 @@ def clean_up_finished(state: State, request_ids: Iterable[str]) -> Generator[Int
     return msgspec.structs.replace(state, requests=updated)
 
 
-def parts_index(state: State) -> dict[str, list[Request]]:
-    """The parts placed on other providers, by the HF request id they belong to, in order."""
-    out: dict[str, list[Request]] = {}
-    for request in state.requests.values():
-        if request.parent is not None:
-            out.setdefault(request.parent, []).append(request)
-    for parts in out.values():
-        parts.sort(key=lambda r: (r.created_at, len(r.request_id), r.request_id))
-    return out
-
-
-def hf_parts(state: State, request_id: str, index: Mapping[str, list[Request]]) -> list[Request]:
-    """The HF request and every part of it, first part first."""
-    return [state.requests[request_id], *index.get(request_id, [])]
-
-
-def combined_status(parts: list[Request]) -> tuple[RequestStatus, str]:
-    """One HF status over a request's parts: running while any runs, complete if all are."""
-    if len(parts) == 1:
-        return acquire_status(parts[0])
-    statuses = [acquire_status(p) for p in parts]
-    status: RequestStatus = (
-        "running"
-        if any(s == "running" for s, _ in statuses)
-        else "complete"
-        if all(s == "complete" for s, _ in statuses)
-        else "complete_with_error"
-    )
-    message = "; ".join(
-        f"{label(p.provider)}: {m}" for p, (_, m) in zip(parts, statuses, strict=True) if m
-    )
-    return status, message
-
-
 def observe_group(
     state: State,
     request_ids: list[str],
     cut: list[str],
     weights: Mapping[str, Mapping[str, int]],
     now: int,
+    *,
+    tag_ids: bool = False,
 ) -> Generator[Intent, Answer, tuple[State, str]]:
-    """One provider's share of a poll: one describe, fleets, cut-off requests, clean-ups."""
+    """One provider's share of a poll: one describe, fleets, cut-off requests, clean-ups, and
+    (`tag_ids`) the InstanceID tags of machines newly running."""
     answer = yield DescribeInstances(request_ids=tuple(request_ids))
     if isinstance(answer, Failure):
         return state, f"AWS did not answer ({answer.failure().message}); last known state shown"
-    new_state = apply_observations(state, request_ids, answer.unwrap(), weights, now)
+    seen = answer.unwrap()
+    new_state = apply_observations(state, request_ids, seen, weights, now)
     new_state, fleet_note = yield from follow_fleets(new_state, request_ids)
     new_state = restatus(new_state, request_ids)
     new_state = yield from end_cut_off(new_state, cut, now)
     new_state = yield from clean_up_finished(new_state, request_ids)
-    return new_state, fleet_note
-
-
-def spill_over(
-    before: State,
-    state: State,
-    request_ids: list[str],
-    templates: tuple[Template, ...],
-    placement: Placement,
-    now: int,
-) -> Generator[Intent, Answer, State]:
-    """Place what a fleet that stopped short (capacity, quota) could not, on the next provider.
-
-    A fleet fills after requestMachines answered, so its shortfall is only known at a poll:
-    the rest becomes a new part of the same HF request on a provider it does not use yet.
-    `before` is the state the poll started from: only a part that ended in this poll spills.
-    """
-    index = parts_index(state)
-    for rid in request_ids:
-        root = state.requests[rid]
-        if root.parent is not None or root.pinned:
-            continue
-        parts = hf_parts(state, rid, index)
-        last = parts[-1]
-        short = last.machine_count - live_units(last)
-        was = before.requests.get(last.request_id)
-        if (
-            # Only at the poll that finds the fleet stopped short: once HF has been told the
-            # request ended, it must not start again (nowhere to go then means never).
-            was is None
-            or was.status in TERMINAL
-            or last.provider_api == "RunInstances"
-            or not last.fleet_done
-            or last.status != "complete_with_error"
-            or short <= 0
-            or not fails_over(OhfError(message=last.message, code="fleet"))
-        ):
-            continue
-        template = find_template(templates, root.template_id)
-        if template is None:
-            continue
-        used = {p.provider for p in parts}
-        order = tuple(
-            name
-            for name in candidates(
-                template, placement.providers, state, placement.open_circuits, placement.policy
-            )
-            if name not in used
-        )
-        if not order:
-            continue
-        placed = yield from place(
-            template,
-            state,
-            placement,
-            order,
-            request_id=rid,
-            count=short,
-            now=now,
-            parent=rid,
-            first_part=len(parts) + 1,
-            previous=last,
-        )
-        if isinstance(placed, Success):
-            state = placed.unwrap()[0]
-            state = restatus(
-                state, [p.request_id for p in hf_parts(state, rid, parts_index(state))]
-            )
-    return state
-
-
-def request_status(
-    state: State,
-    ask: RequestStatusIn,
-    *,
-    weights: Mapping[str, Mapping[str, int]],
-    now: int,
-    templates: tuple[Template, ...] = (),
-    placement: Placement | None = None,
-    provider_weights: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
-) -> Generator[Intent, Answer, Result[Done, OhfError]]:
-    """The getRequestStatus program: one describe per provider for every request asked about.
-
-    A request placed on several providers is observed in each, reported as one, and (with
-    `placement`) a fleet part that stopped short hands the rest to the next provider.
-    `provider_weights` gives each provider's unit weights (its view of the templates).
-    """
-    ids = list(unique(r.request_id for r in ask.requests))
-    acquire_ids = [i for i in ids if i in state.requests]
-    return_ids = [i for i in ids if i in state.returns and i not in state.requests]
-    index = machines_by_id(state)
-    owners = {
-        index[m][0] for rid in return_ids for m in state.returns[rid].machine_ids if m in index
-    }
-    parts = parts_index(state)
-    asked_parts = {p.request_id for rid in acquire_ids for p in parts.get(rid, [])}
-    # Requests whose requestMachines was killed before answering: HF will never ask about them.
-    cut = {rid for rid, r in state.requests.items() if not r.answered and not settled(r)}
-    # A finished request whose machines are all gone has nothing left to learn from AWS.
-    to_observe = sorted(
-        rid
-        for rid in set(acquire_ids) | asked_parts | owners | cut
-        if not settled(state.requests[rid])
-    )
-    by_provider: dict[str, list[str]] = {}
-    for rid in to_observe:
-        by_provider.setdefault(state.requests[rid].provider, []).append(rid)
-    notes: dict[str, str] = {}
-    new_state = state
-    for provider, rids in sorted(by_provider.items()):
-        group_cut = sorted(cut.intersection(rids))
-        new_state, notes[provider] = yield from on(
-            provider,
-            observe_group(
-                new_state, rids, group_cut, (provider_weights or {}).get(provider, weights), now
-            ),
-        )
-    if placement is not None and placement.failover:
-        new_state = yield from spill_over(state, new_state, acquire_ids, templates, placement, now)
-    new_state = settle_returns(new_state, return_ids)
-    new_index = machines_by_id(new_state)
-    new_parts = parts_index(new_state)
-
-    def stale(providers: Iterable[str]) -> str:
-        found = [(p, notes[p]) for p in unique(providers) if notes.get(p)]
-        if len(by_provider) <= 1:
-            return "; ".join(n for _, n in found)
-        return "; ".join(f"provider {label(p)}: {n}" for p, n in found)
-
-    out: list[RequestStatusOut] = []
-    for rid in ids:
-        if rid in new_state.requests:
-            request_parts = hf_parts(new_state, rid, new_parts)
-            status, message = combined_status(request_parts)
-            note = stale(p.provider for p in request_parts)
-            out.append(
-                RequestStatusOut(
-                    request_id=rid,
-                    status=status,
-                    message="; ".join(x for x in (message, note) if x),
-                    machines=[
-                        machine_out(m, acquire_result(m)) for p in request_parts for m in p.machines
-                    ],
-                )
-            )
-        elif rid in new_state.returns:
-            out.append(return_status(new_state.returns[rid], new_index))
-        else:
-            out.append(unknown_request(rid))
-    return Success(
-        Done(reply=RequestsStatusOut(requests=out, message=stale(notes)), state=new_state)
-    )
+    tag_note = ""
+    if tag_ids:
+        new_state, tag_note = yield from tag_running(new_state, request_ids, seen)
+    return new_state, "; ".join(n for n in (fleet_note, tag_note) if n)

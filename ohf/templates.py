@@ -10,6 +10,8 @@ from returns.result import Failure, Result, Success
 
 from ohf.catalogue import Catalogue
 from ohf.model import LOST_STATES, TERMINAL_STATES, OhfError, ProviderApi, Request, State, Template
+from ohf.native import problems as fragment_problems
+from ohf.room import Room, hf_number, left
 
 SSM_PREFIXES = ("/", "resolve:ssm:")
 _ARCH_TYPE = {
@@ -118,12 +120,45 @@ def _fleet_problem(template: Template, api: ProviderApi) -> str | None:
     return None
 
 
+def check_fragments(template: Template) -> Result[Template, OhfError]:
+    """The template's native fragments and secure-default fields, as its API would send them:
+    checked when the config loads, so a key ohf owns is refused before any request."""
+    api = provider_api(template)
+    found = fragment_problems(template, api) + _root_problems(template, api)
+    if found:
+        where = f"template {template.template_id!r}"
+        return Failure(OhfError(message=f"{where}: {'; '.join(found)}", code="config"))
+    return Success(template)
+
+
+def _root_problems(template: Template, api: ProviderApi) -> list[str]:
+    """Settings of ohf's own that would reach no request, or that AWS would refuse."""
+    out = []
+    if template.kms_key_id and template.encrypted is False:
+        out.append("kmsKeyId encrypts the root volume: drop encrypted = false")
+    ours = {
+        "metadataOptions": template.metadata_options,
+        "encrypted": template.encrypted,
+        "kmsKeyId": template.kms_key_id,
+    }
+    given = [key for key, value in ours.items() if value is not None]
+    if given and api != "RunInstances" and template.launch_template_id:
+        out.append(
+            f"{', '.join(given)} would reach no instance: providerApi {api} launches from "
+            "launchTemplateId as it is, so set them in that launch template"
+        )
+    return out
+
+
 def check_template(template: Template) -> Result[Template, OhfError]:
     """Cross-field rules that a type annotation cannot state."""
     where = f"template {template.template_id!r}"
     problem = _fleet_problem(template, provider_api(template))
     if problem is not None:
         return Failure(OhfError(message=f"{where}: {problem}"))
+    fragments = check_fragments(template)
+    if isinstance(fragments, Failure):
+        return fragments
     if not template.image_id and not template.launch_template_id:
         return Failure(OhfError(message=f"{where}: needs imageId (or launchTemplateId)"))
     if not instance_types(template) and not template.launch_template_id:
@@ -214,16 +249,19 @@ def request_units(request: Request) -> int:
     return live
 
 
-def units_in_use(state: State, template_id: str) -> int:
-    """Units of a template held by machines that are neither returned nor gone."""
-    return sum(request_units(r) for r in state.requests.values() if r.template_id == template_id)
+def units_held(state: State, template_id: str, provider: str | None = None) -> int:
+    """Units of a template its requests hold (machines and reservations), on one provider's
+    requests when `provider` is given ("" is the `[aws]` one), else on all of them."""
+    return sum(
+        request_units(r)
+        for r in state.requests.values()
+        if r.template_id == template_id and (provider is None or r.provider == provider)
+    )
 
 
-def available(template: Template, state: State) -> int:
-    """Units HF may still ask for; -1 when the template is unlimited."""
-    if template.max_number < 0:
-        return -1
-    return max(template.max_number - units_in_use(state, template.template_id), 0)
+def room_left(template: Template, state: State, provider: str | None = None) -> Room:
+    """The units HF may still ask of `template` (as given: a provider's view for `provider`)."""
+    return left(template.max_number, units_held(state, template.template_id, provider))
 
 
 def find_template(templates: Iterable[Template], template_id: str) -> Template | None:
@@ -235,7 +273,7 @@ _DEFAULTS: dict[str, Any] = {f.encode_name: f.default for f in msgspec.structs.f
 
 
 def template_out(
-    template: Template, attrs: Mapping[str, tuple[str, str]], available_number: int
+    template: Template, attrs: Mapping[str, tuple[str, str]], room: Room
 ) -> dict[str, Any]:
     """A template as getAvailableTemplates reports it: every key echoed, attributes complete."""
     body = {
@@ -249,6 +287,6 @@ def template_out(
         **body,
         "templateId": template.template_id,
         "maxNumber": template.max_number,
-        "availableNumber": available_number,
+        "availableNumber": hf_number(room),
         "attributes": {k: [kind, value] for k, (kind, value) in attrs.items()},
     }

@@ -1,8 +1,9 @@
 """Run the real HF calls against the fake cloud: a public helper for property and unit tests.
 
 `fake_provider(templates, state_dir)` gives a `FakeProvider`; `call(provider, name, body)` runs
-one HF call through `ohf.hf.handle` exactly as the CLI does, with the JSON file store in
-`state_dir` and the in-memory cloud of `provider.ref` instead of AWS.
+one HF call through the front door (`ohf.provider.Provider`) exactly as the CLI does, with the
+JSON file store in `state_dir` and the in-memory cloud of `provider.ref` instead of AWS.
+`door(provider)` is that front door, for the typed calls and the listings.
 
 `fake_providers(templates, state_dir, providers)` does the same for a config with several
 `[[providers]]`: one fake cloud each (`refs[name]`), with instance ids and addresses that do
@@ -21,8 +22,9 @@ import msgspec
 from ohf.config import Config, PlacementConfig, ProviderConfig
 from ohf.effects import fake
 from ohf.effects.files import Settings
-from ohf.hf import Reply, Shell, handle
+from ohf.hf import Reply, Shell
 from ohf.model import Template
+from ohf.provider import Provider
 
 
 class FakeProvider(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,10 +60,21 @@ def fake_provider(
     return FakeProvider(shell=shell, ref=ref)
 
 
+def door(provider: FakeProvider | FakeProviders) -> Provider:
+    """The front door over the provider's fake cloud(s)."""
+    return Provider.over(provider.shell)
+
+
 def call(provider: FakeProvider, name: str, body: Any) -> tuple[int, Any]:
-    """Run HF call `name` with `body` (bytes, or any JSON-able value): (exit code, decoded JSON)."""
+    """Run HF call `name` with `body` (bytes, or any JSON-able value): (exit code, decoded JSON).
+
+    An internal error (a bug in ohf, which the CLI would answer in HF's shape) raises here, so
+    a test never mistakes one for a refusal.
+    """
     payload = body if isinstance(body, bytes) else msgspec.json.encode(body)
-    reply: Reply = handle(provider.shell, name, payload)
+    reply: Reply = door(provider).call(name, payload)
+    if reply.internal:
+        raise AssertionError(reply.body.decode("utf-8", "replace"))
     return reply.exit_code, msgspec.json.decode(reply.body)
 
 

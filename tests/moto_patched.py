@@ -40,6 +40,21 @@ Each gap, as found by trying moto 5.2.5, and what the patch does (faithful to AW
   EC2's error list, which SDKs retry) and launches nothing; one whose MinCount fits launches
   as many as fit, up to MaxCount (moto launches MinCount; AWS as many as it can). Without the
   variable RunInstances is moto's own.
+- A block device mapping of the AMI's root device with neither VolumeSize nor SnapshotId (e.g.
+  only `Encrypted`/`KmsKeyId`, as ohf sends for `encrypted`) is refused by RunInstances
+  ("MissingParameter: size or snapshotId") and fails a launch from a launch template. AWS
+  builds that volume from the AMI's snapshot: patched so, for both.
+- moto keeps nothing of the parameters it was sent (its recorder writes raw bodies to one file
+  per server). The server (not `patched()`) records the query parameters of every request, in
+  the wire form boto3 sends (`MetadataOptions.HttpTokens`, `BlockDeviceMapping.1.Ebs.KmsKeyId`),
+  served as JSON at GET /moto-api/ohf/received and emptied by /moto-api/reset: tests check there
+  what reached AWS's request.
+
+- Spot requests are always "fulfilled": moto never marks one for interruption. Patched: a spot
+  instance tagged `ohf-test:spot-status=<code>` (CreateTags, from the test) shows `<code>` (say
+  "marked-for-termination") as its spot request's status, updated now, as AWS shows a notice
+  two minutes before it takes the instance. Spot requests exist for Spot Fleet instances only:
+  moto's RunInstances with spot market options makes none (AWS makes one).
 
 Not patched (tests must not rely on these): moto ignores ClientToken on CreateFleet,
 RequestSpotFleet and RunInstances (a retry makes a second fleet, or more instances); Spot Fleet
@@ -47,29 +62,35 @@ reads only the first override of each launch template config and launches everyt
 (OnDemandTargetCapacity, ValidUntil and SpotPrice limits are ignored); groups launch only
 on-demand instances; fleets report no ActivityStatus and have no history (DescribeFleetHistory
 and DescribeSpotFleetRequestHistory are NotImplemented); DescribeScalingActivities answers
-nothing; spot requests are always "fulfilled" (no interruption notices); without
+nothing; spot requests are "fulfilled" unless their instance carries the tag above; without
 OHF_MOTO_CAPACITY nothing ever fails for lack of capacity, and fleets and groups never do (their
 instances count towards the cap, though).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.autoscaling.exceptions import AutoscalingClientError
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.fleets import Fleet, FleetsBackend
-from moto.ec2.models.instances import InstanceBackend
-from moto.ec2.models.spot_requests import SpotFleetRequest, SpotRequestBackend
+from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ec2.models.spot_requests import (
+    SpotFleetRequest,
+    SpotInstanceRequest,
+    SpotRequestBackend,
+)
 from moto.ec2.responses.fleets import Fleets
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.spot_fleets import SpotFleets
@@ -440,17 +461,139 @@ def _capped_run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
             if wanted > room:
                 return _insufficient_capacity(self)
             count = str(max(min(at_most, room), wanted))
-            read = self._get_param
-
-            def get_param(param_name: str, if_none: Any = None) -> Any:
-                return count if param_name == "MinCount" else read(param_name, if_none)
-
-            # moto launches MinCount: hand it the count AWS would launch instead. The response
-            # object serves this one request, so shadowing its method touches nothing else.
-            self._get_param = get_param  # type: ignore[method-assign]
+            # moto launches MinCount: hand it the count AWS would launch instead.
+            _shadow_param(self, "MinCount", count)
             return original(self)
 
     return run_instances
+
+
+# --- Spot interruption notices ----------------------------------------------------------------
+
+SPOT_STATUS_TAG = "ohf-test:spot-status"
+
+
+def _tagged_spot_status(original: property) -> property:
+    def status(self: SpotInstanceRequest) -> dict[str, Any]:
+        shown: dict[str, Any] = dict(original.fget(self))  # type: ignore[misc]
+        for tag in self.instance.get_tags():
+            if tag["key"] == SPOT_STATUS_TAG:
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                message = f"Spot Instance {tag['value']} (the test's {SPOT_STATUS_TAG} tag)"
+                shown.update(Code=tag["value"], Message=message, UpdateTime=now)
+        return shown
+
+    return property(status)
+
+
+def _shadow_param(response: Any, name: str, value: Any) -> None:
+    """Make the response's `_get_param(name)` answer `value`. The response object serves this
+    one request, so shadowing its method touches nothing else."""
+    read = response._get_param
+
+    def get_param(param_name: str, if_none: Any = None) -> Any:
+        return value if param_name == name else read(param_name, if_none)
+
+    response._get_param = get_param
+
+
+# --- Root volumes from the AMI's snapshot ------------------------------------------------------
+
+
+def _ami_snapshot(backend: Any, image_id: str | None) -> tuple[str, str] | None:
+    """(root device name, snapshot id) of an AMI moto knows."""
+    images = backend.describe_images(filters={"image-id": image_id}) if image_id else []
+    snapshot = getattr(images[0], "ebs_snapshot", None) if images else None
+    return (images[0].root_device_name, snapshot.id) if snapshot is not None else None
+
+
+def _with_root_snapshot(mappings: list[Any], root: tuple[str, str] | None) -> list[Any]:
+    """Block device mappings, the AMI's root one given the AMI's snapshot if it has no size."""
+    if root is None:
+        return mappings
+    out = []
+    for mapping in mappings:
+        ebs = mapping.get("Ebs") if isinstance(mapping, dict) else None
+        bare = isinstance(ebs, dict) and not ebs.get("VolumeSize") and not ebs.get("SnapshotId")
+        if bare and mapping.get("DeviceName") == root[0]:
+            out.append({**mapping, "Ebs": {**ebs, "SnapshotId": root[1]}})
+        else:
+            out.append(mapping)
+    return out
+
+
+def _root_from_ami(original: Callable[..., Any]) -> Callable[..., Any]:
+    def parse(self: InstanceResponse) -> Any:
+        root = _ami_snapshot(self.ec2_backend, self._get_param("ImageId"))
+        mappings = _with_root_snapshot(self._get_param("BlockDeviceMappings", []), root)
+        _shadow_param(self, "BlockDeviceMappings", mappings)
+        return original(self)
+
+    return parse
+
+
+def _root_device_from_ami(original: Callable[..., Any]) -> Callable[..., Any]:
+    def add_block_device(
+        self: Instance, size: Any, device_path: str, snapshot_id: Any, *rest: Any, **kw: Any
+    ) -> Any:
+        if size is None and not snapshot_id:
+            root = _ami_snapshot(self.ec2_backend, self.image_id)
+            if root is not None and root[0] == device_path:
+                snapshot_id = root[1]
+        return original(self, size, device_path, snapshot_id, *rest, **kw)
+
+    return add_block_device
+
+
+# --- Requests received (the server only) -------------------------------------------------------
+
+# moto keeps no parameters of the requests it serves (its recorder, MOTO_ENABLE_RECORDING, writes
+# raw bodies to one file per server, shared by every test). Recorded here instead: the query
+# parameters (EC2's and Auto Scaling's wire form, e.g. `MetadataOptions.HttpTokens`) of every
+# Query-protocol request, in memory, read at GET RECEIVED_PATH and emptied by /moto-api/reset.
+RECEIVED_PATH = "/moto-api/ohf/received"
+_received: list[dict[str, Any]] = []
+_received_lock = threading.Lock()
+
+
+def _received_call_action(original: Callable[..., Any]) -> Callable[..., Any]:
+    def call_action(self: BaseResponse) -> Any:
+        query = getattr(self, "querystring", None) or {}
+        action = (query.get("Action") or [None])[0]
+        if action:
+            params = {k: v[0] for k, v in query.items() if k not in ("Action", "Version") and v}
+            with _received_lock:
+                _received.append({"service": self.service_name, "action": action, "params": params})
+        return original(self)
+
+    return call_action
+
+
+def _emptied_on_reset(original: Callable[..., Any]) -> Callable[..., Any]:
+    def reset(self: Any) -> None:
+        with _received_lock:
+            _received.clear()
+        original(self)
+
+    return reset
+
+
+def _received_response(
+    request: Any, full_url: str, headers: Any
+) -> tuple[int, dict[str, str], str]:
+    with _received_lock:
+        body = json.dumps(_received)
+    return 200, {"Content-Type": "application/json"}, body
+
+
+def record_requests() -> None:
+    """Keep the parameters of every request this server receives (for the server: no undo)."""
+    from moto.moto_api._internal import urls
+    from moto.moto_api._internal.models import MotoAPIBackend
+
+    BaseResponse.call_action = _received_call_action(BaseResponse.call_action)  # type: ignore[method-assign]
+    MotoAPIBackend.reset = _emptied_on_reset(MotoAPIBackend.reset)  # type: ignore[method-assign]
+    urls.url_paths["{0}" + RECEIVED_PATH] = _received_response
 
 
 # --- Applying ----------------------------------------------------------------------------------
@@ -465,6 +608,12 @@ def apply_patches() -> Undo:
         setattr(owner, name, value)
 
     put(InstanceResponse, "run_instances", _capped_run_instances(InstanceResponse.run_instances))
+    put(
+        InstanceResponse,
+        "_parse_block_device_mapping",
+        _root_from_ami(InstanceResponse._parse_block_device_mapping),
+    )
+    put(Instance, "add_block_device", _root_device_from_ami(Instance.add_block_device))
     put(Fleets, "modify_fleet", _response_modify_fleet)
     put(FleetsBackend, "modify_fleet", _backend_modify_fleet)
     put(Fleets, "delete_fleets", _response_delete_fleets)
@@ -502,6 +651,11 @@ def apply_patches() -> Undo:
         "terminate_instance",
         _known_instance(AutoScalingBackend.terminate_instance),
     )
+    put(
+        SpotInstanceRequest,
+        "status",
+        _tagged_spot_status(SpotInstanceRequest.__dict__["status"]),
+    )
 
     def undo() -> None:
         for owner, name, old in reversed(replaced):
@@ -532,6 +686,7 @@ def main(argv: list[str]) -> None:
     from moto.server import main as serve
 
     apply_patches()
+    record_requests()
     serve(argv)
 
 

@@ -30,7 +30,7 @@ from ohf.api.auth import config_problem, make_verifier
 from ohf.api.metrics import Tally
 from ohf.config import ApiConfig
 from ohf.model import Template
-from ohf.testing import FakeProvider, fake_provider
+from ohf.testing import FakeProvider, door, fake_provider
 from tests.conftest import (
     AL2023,
     _free_port,
@@ -73,7 +73,7 @@ def provider(tmp_path: Path) -> FakeProvider:
 
 def client_for(provider: FakeProvider, api: ApiConfig = API) -> tuple[TestClient[Any], Tally]:
     tally = Tally()
-    app = make_app(api, make_verifier(api, {}), lambda call: provider.shell, tally)
+    app = make_app(api, make_verifier(api, {}), door(provider), tally)
     return TestClient(app), tally
 
 
@@ -97,6 +97,43 @@ ENDPOINTS = [
 def expected_status(method: str, path: str) -> int:
     """With a good token: 200, but returning machines ohf never launched fails the call (422)."""
     return 422 if (method, path) == ("POST", "/returns") else 200
+
+
+def assert_hf_reply(method: str, path: str, response: Any) -> None:
+    """The document HF's protocol gives each endpoint (on a provider with no request yet)."""
+    if path == "/metrics":
+        assert "ohf_store_up 1" in response.text.splitlines(), response.text
+        return
+    body = response.json()
+    if (method, path) == ("GET", "/templates"):
+        assert set(body) == {"templates", "message"}, body
+        (template,) = body["templates"]
+        assert (template["templateId"], template["maxNumber"], template["availableNumber"]) == (
+            "OnDemand-c5",
+            4,
+            4,
+        )
+        assert {"type", "ncpus", "nram"} <= set(template["attributes"]), template
+    elif (method, path) == ("POST", "/requests"):
+        assert set(body) == {"requestId", "message"}, body
+        assert body["requestId"].startswith("req-"), body
+        assert "2 unit(s)" in body["message"], body
+    elif (method, path) == ("GET", "/requests/req-1"):
+        # An id ohf never issued is answered per request, not as a failed call.
+        (request,) = body["requests"]
+        assert (request["requestId"], request["status"], request["machines"]) == (
+            "req-1",
+            "complete_with_error",
+            [],
+        )
+        assert "req-1" in request["message"], request
+    elif (method, path) == ("POST", "/returns"):
+        assert set(body) == {"message"}, body
+        assert "i-1" in body["message"] and "not ohf's" in body["message"], body
+    else:
+        assert (method, path) == ("GET", "/returns")
+        assert set(body) == {"requests", "status", "message"}, body
+        assert (body["requests"], body["status"]) == ([], "complete")
 
 
 def send(client: TestClient[Any], method: str, path: str, body: Any, headers: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -125,12 +162,20 @@ def test_lifecycle_over_http_with_a_valid_token(client: TestClient[Any]) -> None
     machines = [{"name": m["name"], "machineId": m["machineId"]} for m in status["machines"]]
     returned = client.post("/returns", json={"machines": machines}, headers=auth)
     assert returned.status_code == 200
+    assert set(returned.json()) == {"requestId", "message"}, returned.json()
     return_id = returned.json()["requestId"]
+    assert return_id.startswith("ret-")
     ret = client.get(f"/requests/{return_id}", headers=auth).json()["requests"][0]
     assert ret["requestId"] == return_id
+    assert sorted(m["machineId"] for m in ret["machines"]) == sorted(
+        m["machineId"] for m in machines
+    )
+    assert all(m["result"] in ("executing", "succeed") for m in ret["machines"]), ret
     reclaims = client.get("/returns", headers=auth)
     assert reclaims.status_code == 200
-    assert "requests" in reclaims.json()
+    # HF gave them back itself: the cloud is taking nothing from it.
+    assert reclaims.json()["requests"] == [], reclaims.json()
+    assert reclaims.json()["status"] == "complete"
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
@@ -139,8 +184,7 @@ def test_every_endpoint_answers_a_valid_token(
 ) -> None:
     response = send(client, method, path, body, bearer(token()))
     assert response.status_code == expected_status(method, path), response.text
-    if path != "/metrics":
-        assert isinstance(response.json(), dict)
+    assert_hf_reply(method, path, response)
 
 
 BAD_TOKENS = {
@@ -155,6 +199,15 @@ BAD_TOKENS = {
         algorithm="none",
     ),
 }
+# What the refusal's message says is wrong with each bad token.
+BAD_TOKEN_REASONS = {
+    "expired": "expired",
+    "forged": "signature",
+    "wrong_audience": "audience",
+    "wrong_issuer": "issuer",
+    "garbage": "invalid token",
+    "alg_none": "alg",
+}
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
@@ -165,6 +218,7 @@ def test_every_endpoint_refuses_a_bad_token_with_401(
     response = send(client, method, path, body, bearer(BAD_TOKENS[kind]()))
     assert response.status_code == 401
     assert set(response.json()) == {"message"}
+    assert BAD_TOKEN_REASONS[kind] in response.json()["message"].lower(), response.json()
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
@@ -177,6 +231,7 @@ def test_every_endpoint_refuses_a_request_without_a_token(
     assert response.json() == {"message": "no Authorization header"}
     basic = send(client, method, path, body, {"Authorization": "Basic dXNlcjpwYXNz"})
     assert basic.status_code == 401
+    assert basic.json() == {"message": "Authorization is not a bearer token"}
 
 
 def test_a_refusal_is_logged_without_the_token(
@@ -202,10 +257,13 @@ def test_scopes_are_enforced_per_endpoint(
     refused = send(client, method, path, body, bearer(token(other)))
     assert refused.status_code == 403
     assert refused.json() == {"message": f"the token lacks the scope {needed}"}
-    assert send(client, method, path, body, bearer(token(""))).status_code == 403
+    none = send(client, method, path, body, bearer(token("")))
+    assert none.status_code == 403
+    assert none.json() == {"message": f"the token lacks the scope {needed}"}
     # Cognito-style `scp` list grants the same as a `scope` string.
     granted = send(client, method, path, body, bearer(token("", scp=[needed])))
     assert granted.status_code == expected_status(method, path)
+    assert_hf_reply(method, path, granted)
 
 
 @pytest.mark.parametrize(
@@ -239,13 +297,17 @@ def test_a_failed_call_is_422_with_hfs_message(client: TestClient[Any]) -> None:
     ask = {"template": {"templateId": "NoSuchTemplate", "machineCount": 1}}
     response = client.post("/requests", json=ask, headers=bearer(token()))
     assert response.status_code == 422
+    assert set(response.json()) == {"message"}, response.json()
+    # It says what is wrong and what would be right.
     assert "NoSuchTemplate" in response.json()["message"]
+    assert "OnDemand-c5" in response.json()["message"]
 
 
 def test_unknown_route_keeps_the_error_shape(client: TestClient[Any]) -> None:
     response = client.get("/nowhere", headers=bearer(token()))
     assert response.status_code == 404
     assert set(response.json()) == {"message"}
+    assert "not found" in response.json()["message"].lower(), response.json()
 
 
 def test_health_needs_no_token_and_reads_the_store(client: TestClient[Any]) -> None:
@@ -310,14 +372,27 @@ def test_rs256_public_keys_and_cognito_client_id(provider: FakeProvider) -> None
     test_client, _ = client_for(provider, api)
     with test_client as client:
         good = token(key=key, algorithm="RS256")
-        assert client.get("/templates", headers=bearer(good)).status_code == 200
+        assert_templates(client.get("/templates", headers=bearer(good)))
         # A Cognito access token has no `aud`: its `client_id` names the app client.
         cognito = token(key=key, algorithm="RS256", aud=None, client_id=AUDIENCE)
-        assert client.get("/templates", headers=bearer(cognito)).status_code == 200
+        assert_templates(client.get("/templates", headers=bearer(cognito)))
         forged = token(key=forger, algorithm="RS256")
-        assert client.get("/templates", headers=bearer(forged)).status_code == 401
+        assert_refused(client.get("/templates", headers=bearer(forged)), "signature")
         # An HS256 token signed with the public key as its secret (alg confusion) is refused.
-        assert client.get("/templates", headers=bearer(_hs256_signed_with(pem))).status_code == 401
+        assert_refused(client.get("/templates", headers=bearer(_hs256_signed_with(pem))), "alg")
+
+
+def assert_templates(response: Any) -> None:
+    """200 with getAvailableTemplates' document."""
+    assert response.status_code == 200, response.text
+    assert_hf_reply("GET", "/templates", response)
+
+
+def assert_refused(response: Any, reason: str) -> None:
+    """401 with HF's error shape, saying why the token is refused."""
+    assert response.status_code == 401, response.text
+    assert set(response.json()) == {"message"}, response.json()
+    assert reason in response.json()["message"].lower(), response.json()
 
 
 def _hs256_signed_with(secret: str) -> str:
@@ -371,22 +446,24 @@ def test_rs256_keys_from_a_jwks_url(
         headers={"kid": "k1"},
     )
     with test_client as client:
-        assert client.get("/templates", headers=bearer(signed)).status_code == 200
+        assert_templates(client.get("/templates", headers=bearer(signed)))
         forged = jwt.encode(
             {"aud": AUDIENCE, "iss": ISSUER, "exp": int(time.time()) + 60, "scope": "ohf:read"},
             _rsa_pair()[0],
             algorithm="RS256",
             headers={"kid": "k1"},
         )
-        assert client.get("/templates", headers=bearer(forged)).status_code == 401
+        assert_refused(client.get("/templates", headers=bearer(forged)), "signature")
 
 
 def test_auth_none_serves_without_a_token(provider: FakeProvider) -> None:
     api = ApiConfig(auth="none")
     test_client, _ = client_for(provider, api)
     with test_client as client:
-        assert client.get("/templates").status_code == 200
-        assert client.post("/requests", json=ASK).status_code == 200
+        assert_templates(client.get("/templates"))
+        accepted = client.post("/requests", json=ASK)
+        assert accepted.status_code == 200
+        assert_hf_reply("POST", "/requests", accepted)
 
 
 @pytest.mark.parametrize(
@@ -523,9 +600,10 @@ def test_serve_subprocess_lifecycle_against_moto_server(aws: str, tmp_path: Path
     env = {**hf_env(conf), "OHF_API_SECRET": SECRET}
     with serving(env, tmp_path / "serve.err") as base:
         auth = token()
-        assert _http(f"{base}/templates")[0] == 401
+        assert _http(f"{base}/templates") == (401, {"message": "no Authorization header"})
         expired = token(exp=int(time.time()) - 60)
-        assert _http(f"{base}/templates", auth=expired)[0] == 401
+        status, refused = _http(f"{base}/templates", auth=expired)
+        assert status == 401 and "expired" in refused["message"].lower(), refused
         status, listed = _http(f"{base}/templates", auth=auth)
         assert status == 200
         assert listed["templates"][0]["availableNumber"] == 4
@@ -539,9 +617,12 @@ def test_serve_subprocess_lifecycle_against_moto_server(aws: str, tmp_path: Path
         machines = [{"name": m["name"], "machineId": m["machineId"]} for m in request["machines"]]
         status, returned = _http(f"{base}/returns", "POST", {"machines": machines}, auth)
         assert status == 200, returned
+        assert set(returned) == {"requestId", "message"}, returned
         ret = settled(base, returned["requestId"], auth)
         assert ret["status"] == "complete", ret
-        assert _http(f"{base}/returns", auth=auth)[0] == 200
+        status, reclaims = _http(f"{base}/returns", auth=auth)
+        assert status == 200, reclaims
+        assert (reclaims["status"], reclaims["requests"]) == ("complete", []), reclaims
         # The CLI sees the same store: the returned machines no longer use capacity.
         assert cli_available(env) == 4
         metrics = _http(f"{base}/metrics", auth=auth)[1]

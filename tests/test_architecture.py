@@ -1,4 +1,10 @@
-"""The design's rules, checked: a pure core, lazy AWS imports, a fast template call."""
+"""The design's rules, checked: imports run one way, a pure core, small modules, lazy AWS.
+
+Layers, outermost first: faces (`cli`, `api/`) -> the front door (`hf`, `provider`) -> the core
+(data, intents, programs) <- effects (interpreters, stores), which depend on the core's
+vocabulary and never the reverse. `testing` and `strategies` are test support, public for
+users' property tests: they may reach the fake cloud and the door.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,16 @@ import pytest
 from tests.conftest import hf_env
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ohf"
-# The shell: effects, the CLI entry and the call orchestration that hands effects around.
-SHELL = {"cli.py", "__main__.py"}
-IMPURE_MODULES = {
+DOOR = {"ohf.hf", "ohf.provider", "ohf.shell"}
+TEST_SUPPORT = ("ohf.testing", "ohf.strategies")
+# The core may not touch the world: no I/O library, no clock, no randomness, no environment,
+# and none of the layers around it.
+CORE_BANNED = {
+    "os",
+    "time",
+    "uuid",
+    "random",
+    "datetime",
     "boto3",
     "botocore",
     "sqlite3",
@@ -23,36 +36,127 @@ IMPURE_MODULES = {
     "fcntl",
     "tempfile",
     "shutil",
+    "ohf.effects",
+    "ohf.hf",
+    "ohf.provider",
+    "ohf.cli",
+    "ohf.api",
+    "ohf.testing",
+    "ohf.strategies",
 }
 IMPURE_CALLS = {"open", "read_bytes", "read_text", "write_bytes", "write_text", "mkdir", "unlink"}
+# Interpreter wiring: only the door builds the shell from these; faces never do.
+WIRING = {
+    "ohf.effects.aws",
+    "ohf.effects.fake",
+    "ohf.effects.providers",
+    "ohf.effects.circuit",
+    "ohf.effects.local",
+    "ohf.effects.logs",
+    "ohf.effects.store",
+    "ohf.effects.store_json",
+    "ohf.effects.store_sqlite",
+    "ohf.effects.store_dynamodb",
+}
+MAX_LINES = 500
 
 
-def _core_modules() -> list[Path]:
-    return [p for p in PACKAGE.rglob("*.py") if "effects" not in p.parts and p.name not in SHELL]
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-@pytest.mark.parametrize("path", _core_modules(), ids=lambda p: p.name)
-def test_core_module_imports_no_io_library(path: Path) -> None:
-    tree = ast.parse(path.read_text())
-    imported: set[str] = set()
-    for node in ast.walk(tree):
+def layer(name: str) -> str:
+    if name == "ohf":
+        return "package"
+    if name == "ohf.__main__" or name.startswith(("ohf.cli", "ohf.api")):
+        return "face"
+    if name in DOOR:
+        return "door"
+    if name.startswith("ohf.effects"):
+        return "effects"
+    if name.startswith(TEST_SUPPORT):
+        return "test support"
+    return "core"
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth of the file (lazy imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert not imported & IMPURE_MODULES, f"{path.name} imports {imported & IMPURE_MODULES}"
-    assert "os" not in imported, f"{path.name} imports os"
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
 
 
-@pytest.mark.parametrize("path", _core_modules(), ids=lambda p: p.name)
-def test_core_module_opens_no_file(path: Path) -> None:
-    tree = ast.parse(path.read_text())
+def reaches(imported: set[str], banned: set[str]) -> set[str]:
+    return {i for i in imported for b in banned if i == b or i.startswith(b + ".")}
+
+
+def of_layer(kind: str) -> list[str]:
+    return [n for n in MODULES if layer(n) == kind]
+
+
+def test_the_layers_are_what_the_design_says() -> None:
+    core = set(of_layer("core"))
+    assert {"ohf.model", "ohf.intents", "ohf.codes", "ohf.parts", "ohf.acquire"} <= core
+    assert {"ohf.cli", "ohf.api.app", "ohf.api.serve"} <= set(of_layer("face"))
+    assert set(of_layer("door")) == DOOR
+    assert "ohf.effects.intents" not in MODULES, "intents are the core's vocabulary"
+
+
+@pytest.mark.parametrize("name", of_layer("core"))
+def test_the_core_imports_nothing_impure_and_nothing_around_it(name: str) -> None:
+    bad = reaches(imports_of(MODULES[name]), CORE_BANNED)
+    assert not bad, f"{name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("name", of_layer("core"))
+def test_the_core_opens_no_file(name: str) -> None:
+    tree = ast.parse(MODULES[name].read_text())
     calls = {
         n.func.id if isinstance(n.func, ast.Name) else n.func.attr
         for n in ast.walk(tree)
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name | ast.Attribute)
     }
-    assert not calls & IMPURE_CALLS, f"{path.name} calls {calls & IMPURE_CALLS}"
+    assert not calls & IMPURE_CALLS, f"{name} calls {calls & IMPURE_CALLS}"
+
+
+@pytest.mark.parametrize("name", of_layer("effects"))
+def test_effects_depend_on_the_core_never_on_the_door_or_faces(name: str) -> None:
+    bad = reaches(imports_of(MODULES[name]), DOOR | {"ohf.cli", "ohf.api"})
+    assert not bad, f"{name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("name", sorted(DOOR))
+def test_the_door_never_imports_a_face(name: str) -> None:
+    bad = reaches(imports_of(MODULES[name]), {"ohf.cli", "ohf.api", *TEST_SUPPORT})
+    assert not bad, f"{name} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("name", of_layer("face"))
+def test_faces_go_through_the_door_and_never_wire_interpreters(name: str) -> None:
+    bad = reaches(imports_of(MODULES[name]), WIRING | {"ohf.program", "ohf.hf.handle"})
+    assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_the_checks_above_see_a_violation() -> None:
+    # A face that wired an interpreter itself, or a core module reading the clock, is caught.
+    assert reaches({"ohf.effects.aws.make_interpreter"}, WIRING)
+    assert reaches({"time"}, CORE_BANNED) and reaches({"ohf.effects.fake"}, CORE_BANNED)
+    assert not reaches({"ohf.effects.awsome"}, WIRING)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_no_module_is_too_long_to_hold_in_one_head(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines"
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
@@ -88,6 +192,7 @@ def test_template_call_imports_no_aws_module(tmp_path: Path) -> None:
     assert b'"templateId":"t1"' in stdout
     aws = {n for n in names if n.split(".")[0] in {"boto3", "botocore", "s3transfer"}}
     assert not aws, f"getAvailableTemplates imported {sorted(aws)[:5]}"
+    assert not {n for n in names if n.startswith("ohf.effects.aws")}
     assert "hypothesis" not in names
 
 

@@ -27,7 +27,8 @@ from returns.result import Failure, Result, Success
 
 from ohf.config import AwsConfig
 from ohf.effects import aws
-from ohf.effects.intents import (
+from ohf.effects.aws import clients as aws_clients
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,
@@ -77,8 +78,8 @@ class Cloud(msgspec.Struct, kw_only=True):
 
 
 def _recording(sent: list[tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
-    """`aws._make_client`, with a hook recording the parameters of every call."""
-    make = aws._make_client
+    """`aws_clients._make_client`, with a hook recording the parameters of every call."""
+    make = aws_clients._make_client
 
     def make_client(config: AwsConfig, service: str, on_call: Any) -> Any:
         client = make(config, service, on_call)
@@ -99,7 +100,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
 
     sent: list[tuple[str, dict[str, Any]]] = []
     calls: list[str] = []
-    monkeypatch.setattr(aws, "_make_client", _recording(sent))
+    monkeypatch.setattr(aws_clients, "_make_client", _recording(sent))
     # Loading moto's AMI catalogue costs seconds per test: one registered image serves, with a
     # root device name other than ohf's fallback (/dev/xvda) so the lookup shows.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
@@ -719,7 +720,7 @@ def _stubbed(
         else:
             stubber.add_response(operation, response, expected)
     stubber.activate()
-    monkeypatch.setattr(aws, "_make_client", lambda config, name, on_call: client)
+    monkeypatch.setattr(aws_clients, "_make_client", lambda config, name, on_call: client)
     return aws.make_interpreter(AwsConfig(region=REGION, max_attempts=1)), stubber
 
 

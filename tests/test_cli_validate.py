@@ -66,3 +66,31 @@ def test_validate_names_the_file_of_a_broken_config(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "ohf.toml" in proc.stdout
     assert "regoin" in proc.stdout
+
+
+def test_validate_warns_of_ibm_keys_ohf_does_not_honour_and_passes(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "awsprov_config.json").write_text(
+        json.dumps({"AWS_REGION": "us-east-1", "AWS_KEY_FILE": "/keys"})
+    )
+    (conf / "awsprov_templates.json").write_text(
+        json.dumps(
+            {
+                "templates": [
+                    {
+                        "templateId": "t1",
+                        "maxNumber": 2,
+                        "imageId": "ami-12345678",
+                        "vmType": "c5.large",
+                        "keyName": "Lsf-Key",
+                        "spotPrice": 0.05,
+                    }
+                ]
+            }
+        )
+    )
+    proc = _validate(conf)
+    assert proc.returncode == 0, proc.stdout
+    assert "warning: awsprov_config.json: AWS_KEY_FILE = '/keys' is not honoured" in proc.stdout
+    assert "warning: template t1: spotPrice is not honoured" in proc.stdout

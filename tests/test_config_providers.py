@@ -24,7 +24,8 @@ from ohf.config import (
 )
 from ohf.effects.files import load_settings
 from ohf.model import State
-from ohf.placement import SHORTHAND, effective, providers_of, total_room
+from ohf.placement import SHORTHAND, effective, providers_of, rooms
+from ohf.room import total
 
 PROPS = settings(max_examples=100, deadline=None)
 
@@ -149,8 +150,8 @@ def test_the_example_gives_each_provider_its_own_view_of_a_template() -> None:
     # cpu sets its own imageId: east's default does not replace it.
     assert effective(cpu, east).unwrap().image_id == "ami-own"
     # west is disabled: HF sees east's 20 gpu units, and cpu's 4 on east.
-    assert total_room(gpu, config.providers, State()) == 20
-    assert total_room(cpu, config.providers, State()) == 4
+    assert total(rooms(gpu, config.providers, State()).values()) == 20
+    assert total(rooms(cpu, config.providers, State()).values()) == 4
 
 
 def test_without_providers_aws_is_the_one_provider() -> None:

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 from returns.result import Failure, Success
 
-from ohf.acquire import request_machines
-from ohf.effects.intents import (
+from ohf.fleets import cleanup_due, fleet_spec, on_demand_units, overrides
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,
@@ -29,7 +29,6 @@ from ohf.effects.intents import (
     TerminateInGroup,
     TerminateInstances,
 )
-from ohf.fleets import cleanup_due, fleet_spec, on_demand_units, overrides
 from ohf.messages import (
     ErrorOut,
     MachineRef,
@@ -51,9 +50,10 @@ from ohf.model import (
     State,
     Template,
 )
+from ohf.parts import request_machines
+from ohf.poll import request_status
 from ohf.release import return_machines, return_requests
-from ohf.status import request_status
-from ohf.templates import available, check_template, provider_api
+from ohf.templates import check_template, provider_api, room_left
 from tests.test_core_units import AMI, NOW, RID, Answer, ask, drive
 
 LT = "lt-0123456789abcdef0"
@@ -343,7 +343,7 @@ def test_async_fleet_is_accepted_and_fills_as_status_polls_see_it() -> None:
     state = result.unwrap().state
     assert state.requests[RID].machines == () and not state.requests[RID].fleet_done
     # The whole ask is held while the fleet fills, plus what whole c5.2xlarge (4) may overshoot.
-    assert available(t, state) == 40 - 6 - 3
+    assert room_left(t, state) == 40 - 6 - 3
 
     poll = RequestStatusIn(requests=[RequestRef(request_id=RID)])
     pending = FleetInfo(

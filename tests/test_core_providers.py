@@ -13,14 +13,15 @@ import msgspec
 import pytest
 from returns.result import Success
 
-from ohf.acquire import Placement, request_machines
 from ohf.breaker import Breaker
 from ohf.config import PlacementConfig, ProviderConfig
 from ohf.effects import fake
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile
-from ohf.effects.intents import At, Intent, RunInstances, SaveState
+from ohf.intents import At, Intent, RunInstances, SaveState
 from ohf.messages import RequestMachinesIn
 from ohf.model import State, Template
+from ohf.parts import request_machines
+from ohf.placement import Placement
 from ohf.program import Answer, run
 from ohf.testing import FakeProviders, advance, call_all, fake_providers
 

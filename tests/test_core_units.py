@@ -14,16 +14,15 @@ import msgspec
 import pytest
 from returns.result import Failure, Result, Success
 
-from ohf.acquire import request_machines
 from ohf.config import (
     AwsConfig,
     decode_config,
-    decode_ibm_config,
     decode_template_file,
     merge_templates,
 )
 from ohf.effects.aws import run_instances_params
-from ohf.effects.intents import (
+from ohf.ibm import decode_ibm_config
+from ohf.intents import (
     DescribeInstances,
     Intent,
     LaunchSpec,
@@ -59,9 +58,11 @@ from ohf.model import (
     Template,
 )
 from ohf.outcome import Done
+from ohf.parts import request_machines
+from ohf.poll import request_status
 from ohf.release import return_machines, return_requests
-from ohf.status import VISIBILITY_GRACE_SECONDS, request_status
-from ohf.templates import available
+from ohf.status import VISIBILITY_GRACE_SECONDS
+from ohf.templates import room_left
 
 NOW = 1_700_000_000
 RID = "req-00000001"
@@ -346,7 +347,7 @@ def test_lost_answer_keeps_the_request_open_for_adoption() -> None:
     assert "did not confirm" in done.reply.message
     request = done.state.requests[RID]
     assert (request.phase, request.status) == ("launching", "running")
-    assert available(template(), done.state) == 8
+    assert room_left(template(), done.state) == 8
 
 
 def test_weighted_types_never_round_up_past_max_number() -> None:
@@ -358,7 +359,7 @@ def test_weighted_types_never_round_up_past_max_number() -> None:
     assert [(s.instance_type, s.max_count) for s in specs] == [("c5.xlarge", 1), ("c5.large", 1)]
     done = result.unwrap()
     assert sum(m.units for m in done.state.requests[RID].machines) == 3
-    assert available(templ, done.state) == 0
+    assert room_left(templ, done.state) == 0
 
 
 def test_weighted_type_that_cannot_fit_is_reported_not_launched() -> None:

@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from ohf.effects.intents import RunInstances
 from ohf.events import replay
+from ohf.intents import RunInstances
 from ohf.model import Template
 from ohf.testing import call, fake_provider
 from tests.support.stores import (

@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Success
 
-from ohf import acquire, release, status
+from ohf import release
 from ohf.effects import fake
-from ohf.effects.intents import Intent, SaveState
 from ohf.events import Event, apply, diff, mark_ended, prune, replay
+from ohf.intents import Intent, SaveState
 from ohf.messages import (
     MachineRef,
     RequestMachinesIn,
@@ -26,6 +26,8 @@ from ohf.messages import (
     TemplateAsk,
 )
 from ohf.model import ENDED_STATES, State, Template
+from ohf.parts import request_machines
+from ohf.poll import request_status
 from ohf.program import Answer, run
 from ohf.status import settled
 from ohf.strategies import SSM_IMAGES, aged_states, state_changes, state_histories, states
@@ -234,14 +236,10 @@ def fake_lifecycle() -> list[State]:
     states_seen = [State()]
     ask = RequestMachinesIn(template=TemplateAsk(template_id="OnDemand-c5", machine_count=2))
     states_seen.append(
-        _step(
-            ref, acquire.request_machines((TEMPLATE,), State(), ask, request_id="req-1", now=START)
-        )
+        _step(ref, request_machines((TEMPLATE,), State(), ask, request_id="req-1", now=START))
     )
     poll = RequestStatusIn(requests=[RequestRef(request_id="req-1")])
-    states_seen.append(
-        _step(ref, status.request_status(states_seen[-1], poll, weights={}, now=START + 5))
-    )
+    states_seen.append(_step(ref, request_status(states_seen[-1], poll, weights={}, now=START + 5)))
     ids = [m.machine_id for m in states_seen[-1].requests["req-1"].machines]
     give_back = ReturnMachinesIn(machines=[MachineRef(name="", machine_id=i) for i in ids])
     states_seen.append(
@@ -255,9 +253,7 @@ def fake_lifecycle() -> list[State]:
     )
     # The fake shows a terminating instance shutting-down once, then terminated.
     for now in (START + 15, START + 20):
-        states_seen.append(
-            _step(ref, status.request_status(states_seen[-1], both, weights={}, now=now))
-        )
+        states_seen.append(_step(ref, request_status(states_seen[-1], both, weights={}, now=now)))
     return states_seen
 
 

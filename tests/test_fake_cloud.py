@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from returns.result import Failure, Result, Success
 
-from ohf import acquire, release, status
+from ohf import acquire, release
 from ohf.config import AwsConfig
 from ohf.effects import fake
-from ohf.effects.intents import (
+from ohf.intents import (
     DescribeInstances,
     Intent,
     LaunchSpec,
@@ -40,6 +40,8 @@ from ohf.messages import (
     TemplateAsk,
 )
 from ohf.model import Instance, OhfError, Request, State, Template
+from ohf.parts import request_machines
+from ohf.poll import request_status
 from ohf.program import run
 
 AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -342,7 +344,7 @@ def hf_cycle(cloud: Interpreter) -> list[Any]:
     seen: list[Any] = []
     ask = RequestMachinesIn(template=TemplateAsk(template_id="OnDemand-c5", machine_count=3))
     done = run(
-        acquire.request_machines((TEMPLATE,), State(), ask, request_id=RID, now=NOW), interpret
+        request_machines((TEMPLATE,), State(), ask, request_id=RID, now=NOW), interpret
     ).unwrap()
     seen.append((done.exit_code, done.reply.request_id, done.reply.message))
     state = done.state
@@ -353,7 +355,7 @@ def hf_cycle(cloud: Interpreter) -> list[Any]:
         nonlocal state
         ask = RequestStatusIn(requests=[RequestRef(request_id=r) for r in rids])
         weights = {"OnDemand-c5": {"c5.large": 1}}
-        polled = run(status.request_status(state, ask, weights=weights, now=NOW + 5), interpret)
+        polled = run(request_status(state, ask, weights=weights, now=NOW + 5), interpret)
         state = polled.unwrap().state
         if not record:
             return

@@ -19,7 +19,7 @@ from returns.result import Failure, Success
 
 from ohf import strategies as ohf_st
 from ohf.effects import fake
-from ohf.effects.intents import (
+from ohf.intents import (
     CreateFleet,
     CreateLaunchTemplate,
     DeleteFleet,

@@ -109,10 +109,9 @@ vmType = "c5.large"
         return hashlib.sha256(self.state.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Provider, str, str]]:
-    """The provider, its one request id and its one machine id."""
-    prov = Provider(tmp_path_factory.mktemp("fuzz"))
+def provider_with_one_machine(root: Path) -> tuple[Provider, str, str]:
+    """A provider in `root` holding one request of one running machine: (it, their ids)."""
+    prov = Provider(root)
     with prov.cloud():
         ask = {"template": {"templateId": TEMPLATE, "machineCount": 1}}
         code, out = prov.call("requestMachines", msgspec.json.encode(ask))
@@ -122,8 +121,14 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Provide
             "getRequestStatus", msgspec.json.encode({"requests": [{"requestId": request_id}]})
         )
         assert code == 0, out
-        (machine,) = json.loads(out)["requests"][0]["machines"]
-        yield prov, request_id, machine["machineId"]
+    (machine,) = json.loads(out)["requests"][0]["machines"]
+    return prov, request_id, machine["machineId"]
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> tuple[Provider, str, str]:
+    """The provider, its one request id and its one machine id (shared: fuzzing keeps it)."""
+    return provider_with_one_machine(tmp_path_factory.mktemp("fuzz"))
 
 
 # --- strategies -------------------------------------------------------------------------------
@@ -392,14 +397,17 @@ def check_answer(call: str, payload: bytes, code: int, stdout: bytes) -> None:
 
 
 def fuzz(
-    provider: tuple[Provider, str, str], call: str, strategy: st.SearchStrategy[bytes]
+    provider: tuple[Provider, str, str],
+    call: str,
+    strategy: st.SearchStrategy[bytes],
+    examples: int = EXAMPLES,
 ) -> Callable[[], int]:
     """A hypothesis run of `strategy` through the CLI; returns how many inputs it ran."""
     prov, _, _ = provider
     ran = 0
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
@@ -447,9 +455,12 @@ def test_inline_data_goes_through_the_same_checks(provider: tuple[Provider, str,
         one()
 
 
-def test_the_fuzzed_provider_still_serves_its_machine(provider: tuple[Provider, str, str]) -> None:
-    """After the fuzzing (any order under xdist), the one request is intact."""
-    prov, request_id, machine_id = provider
+def test_the_fuzzed_provider_still_serves_its_machine(tmp_path: Path) -> None:
+    """After bad inputs of every kind to every call, its own provider's one request is intact."""
+    fuzzed = provider_with_one_machine(tmp_path)
+    prov, request_id, machine_id = fuzzed
+    for call in CALLS:
+        assert fuzz(fuzzed, call, bad_inputs(call, request_id, machine_id), examples=50)() >= 50
     with prov.cloud():
         code, out = prov.call(
             "getRequestStatus", msgspec.json.encode({"requests": [{"requestId": request_id}]})

@@ -33,12 +33,12 @@ from ohf.placement import (
     label,
     pinned,
     providers_of,
-    room_on,
     rooms,
     split_template_id,
-    total_room,
 )
-from ohf.templates import request_units
+from ohf.room import UNLIMITED as NO_LIMIT
+from ohf.room import Room, total
+from ohf.templates import request_units, room_left
 
 PROPS = settings(max_examples=100, deadline=None)
 RUNS = settings(max_examples=60, deadline=None)
@@ -83,11 +83,11 @@ def with_requests(state: State, *requests: Request) -> State:
     )
 
 
-def spec_room(template: Template, prov: ProviderConfig, state: State) -> int:
+def spec_room(template: Template, prov: ProviderConfig, state: State) -> Room:
     """maxNumber (the provider's override, else the template's) less the units held there."""
     limit = int(prov.templates.get(template.template_id, {}).get("maxNumber", template.max_number))
     if limit < 0:
-        return -1
+        return NO_LIMIT
     used = sum(
         request_units(r)
         for r in state.requests.values()
@@ -212,7 +212,7 @@ def test_candidates_never_include_a_provider_without_room(s: Scenario) -> None:
         prov = find_provider(s.providers, name)
         assert prov is not None
         assert spec_room(s.template, prov, s.state) != 0
-        assert room_on(effective(s.template, prov).unwrap(), prov, s.state) != 0
+        assert room_left(effective(s.template, prov).unwrap(), s.state, prov.name) != 0
 
 
 @PROPS
@@ -515,7 +515,7 @@ def test_fill_policies_fill_each_provider_in_their_order_until_it_is_full(
     expected: list[str] = []
     for name in order:
         room = spec_room(template, providers[names.index(name)], state)
-        expected += [name] * (room if room >= 0 else 100)
+        expected += [name] * (100 if room is NO_LIMIT else room)
     steps = min(len(expected), 40)
     times, ids = data.draw(request_times(steps, NOW + 1))
     picks, after = place_in_turn(template, providers, state, circuits, policy, times, ids)
@@ -552,9 +552,10 @@ def test_least_used_always_goes_to_a_provider_holding_the_fewest_units(
 @given(scenarios())
 def test_total_room_sums_enabled_allowed_providers_or_is_unlimited(s: Scenario) -> None:
     per = {p.name: spec_room(s.template, p, s.state) for p in s.providers if may_run(s.template, p)}
-    expected = -1 if any(v < 0 for v in per.values()) else sum(per.values())
+    limited = [v for v in per.values() if v is not NO_LIMIT]
+    expected = sum(limited) if len(limited) == len(per) else NO_LIMIT
     assert rooms(s.template, s.providers, s.state) == per
-    assert total_room(s.template, s.providers, s.state) == expected
+    assert total(rooms(s.template, s.providers, s.state).values()) == expected
 
 
 def test_total_room_excludes_disabled_and_disallowed_providers() -> None:
@@ -571,20 +572,21 @@ def test_total_room_excludes_disabled_and_disallowed_providers() -> None:
         root("req-2", "b", units=1, template_id="other"),
     )
     assert rooms(template, providers, state) == {"a": 1, "b": 10}
-    assert total_room(template, providers, state) == 11
+    assert total(rooms(template, providers, state).values()) == 11
 
 
 def test_total_room_is_unlimited_when_one_enabled_provider_is() -> None:
     template = Template(template_id=TID, max_number=5)
     providers = (provider("a"), provider("b", templates={TID: {"maxNumber": -1}}))
-    assert total_room(template, providers, State()) == -1
-    assert total_room(template, (provider("a"), provider("b", enabled=False)), State()) == 5
+    assert total(rooms(template, providers, State()).values()) == NO_LIMIT
+    alone = (provider("a"), provider("b", enabled=False))
+    assert total(rooms(template, alone, State()).values()) == 5
 
 
 def test_total_room_of_the_shorthand_is_the_template_room() -> None:
     template = Template(template_id=TID, max_number=5)
     state = with_requests(State(), root("req-1", "", units=2), root("req-2", "east", units=1))
-    assert total_room(template, (SHORTHAND,), state) == 3
+    assert total(rooms(template, (SHORTHAND,), state).values()) == 3
 
 
 def test_room_counts_parts_on_the_provider_that_holds_them() -> None:
@@ -661,7 +663,7 @@ def test_a_maxnumber_override_changes_the_room_on_that_provider_only() -> None:
     small = provider("small", templates={TID: {"maxNumber": 2}})
     none = provider("none", templates={TID: {"maxNumber": 0}})
     state = with_requests(State(), root("req-1", "small", units=1))
-    assert room_on(effective(template, small).unwrap(), small, state) == 1
+    assert room_left(effective(template, small).unwrap(), state, small.name) == 1
     assert rooms(template, (small, none, provider("big")), state) == {
         "small": 1,
         "none": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args, get_type_hints
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns.result import Success
@@ -26,9 +27,10 @@ from ohf.messages import (
     TemplateOut,
     TemplatesOut,
 )
-from ohf.model import TERMINAL_STATES, Instance, Machine, Request, State, Template
+from ohf.model import Instance, Machine, Request, State, Template
+from ohf.room import UNLIMITED
 from ohf.status import TERMINAL, acquire_status, apply_observations, observe
-from ohf.templates import available, parse_tags, template_out, units_in_use
+from ohf.templates import parse_tags, room_left, template_out, units_held
 
 FAST = settings(max_examples=60, deadline=None)
 NOW = 1_700_000_000
@@ -236,7 +238,8 @@ def test_decode_template_keeps_unknown_keys_and_template_out_echoes_them(
 
     attrs = attributes(template, CATALOGUE)
     assert isinstance(attrs, Success), attrs
-    out = template_out(template, attrs.unwrap(), available_number)
+    room = UNLIMITED if available_number < 0 else available_number
+    out = template_out(template, attrs.unwrap(), room)
     for key, value in raw.items():
         if key == "attributes":
             # Derived values never override what the administrator wrote.
@@ -342,21 +345,224 @@ def test_succeed_never_goes_back_to_executing(
     assert observe(machine, seen, machine.launch_time + dt).result == "succeed"
 
 
-# Template availability: never negative, and exactly maxNumber minus the units in use.
+# Template availability: what a request holds of its template's maxNumber, worked out by hand for
+# a table of cases, and laws over every request the strategies draw (fleet-backed ones too).
+
+# Instance states in which a machine still exists and is not on its way out: it holds its units
+# (a stopped instance can be started again). Shutting-down, terminated and gone hold nothing.
+HOLDING = frozenset({"pending", "running", "stopping", "stopped"})
 
 
-def _units_held(state: State, template_id: str) -> int:
-    total = 0
-    for request in state.requests.values():
-        if request.template_id != template_id:
-            continue
-        live = sum(
-            m.units
-            for m in request.machines
-            if m.returned_by is None and m.state not in TERMINAL_STATES
-        )
-        total += max(live, request.machine_count) if request.phase == "launching" else live
-    return total
+def _m(number: int, units: int = 1, state: str = "running", returned: bool = False) -> Machine:
+    return Machine(
+        machine_id=f"i-{number:017x}",
+        units=units,
+        state=state,  # type: ignore[arg-type]
+        returned_by="ret-00000001" if returned else None,
+    )
+
+
+def _req(*machines: Machine, **fields: Any) -> Request:
+    base: dict[str, Any] = {
+        "request_id": "req-00000001",
+        "template_id": "t",
+        "machine_count": 3,
+        "client_token": "req-00000001",
+        "created_at": NOW,
+        "phase": "launched",
+        "machines": machines,
+    }
+    return Request(**{**base, **fields})
+
+
+def _fleet(
+    *machines: Machine, api: str = "EC2Fleet", kind: str = "request", **fields: Any
+) -> Request:
+    return _req(*machines, provider_api=api, fleet_type=kind, fleet_id="fleet-0example", **fields)
+
+
+# (what the case is, the request, the units it holds): every number worked out by hand.
+UNITS_BY_HAND: list[tuple[str, Request, int]] = [
+    ("two running machines of 1 and 2 units", _req(_m(1), _m(2, 2)), 3),
+    ("a machine HF returned holds nothing", _req(_m(1, 2), _m(2, 1, returned=True)), 2),
+    (
+        "shutting-down, terminated and gone hold nothing; pending holds",
+        _req(
+            _m(1, 1, "shutting-down"), _m(2, 1, "terminated"), _m(3, 4, "gone"), _m(4, 2, "pending")
+        ),
+        2,
+    ),
+    (
+        "stopping and stopped machines still exist",
+        _req(_m(1, 1, "stopped"), _m(2, 2, "stopping")),
+        3,
+    ),
+    ("a returned machine holds nothing even while it runs", _req(_m(1, 4, returned=True)), 0),
+    ("launching with nothing yet reserves the ask", _req(phase="launching", machine_count=3), 3),
+    ("launching with 1 of 3 units so far reserves 3", _req(_m(1), phase="launching"), 3),
+    (
+        "launching with 4 live units for an ask of 1",
+        _req(_m(1, 2), _m(2, 2), phase="launching", machine_count=1),
+        4,
+    ),
+    (
+        "a failed launch holds nothing",
+        _req(phase="failed", status="complete_with_error", machine_count=5),
+        0,
+    ),
+    (
+        "a request that got 2 of 5 units and ended holds the 2",
+        _req(_m(1), _m(2), machine_count=5, status="complete_with_error"),
+        2,
+    ),
+    (
+        "a filling EC2 Fleet: target 4 + headroom 1 (weights up to 2), one machine of 2 so far",
+        _fleet(_m(1, 2), machine_count=4, fleet_target=4, fleet_headroom=1),
+        5,
+    ),
+    (
+        "a filling fleet holding more than target + headroom holds what runs",
+        _fleet(_m(1), _m(2), _m(3), machine_count=2, fleet_target=2),
+        3,
+    ),
+    (
+        "a filling request fleet whose one machine HF returned still reserves its target",
+        _fleet(_m(1, 1, returned=True), machine_count=3, fleet_target=3),
+        3,
+    ),
+    (
+        "a maintain fleet lowered to 1 by returns, headroom 2, still filling",
+        _fleet(
+            _m(1, 3, returned=True),
+            kind="maintain",
+            machine_count=4,
+            fleet_target=1,
+            fleet_headroom=2,
+        ),
+        3,
+    ),
+    (
+        "an ASG with nothing yet: target 2 + headroom 3",
+        _fleet(api="ASG", kind="maintain", machine_count=2, fleet_target=2, fleet_headroom=3),
+        5,
+    ),
+    (
+        "a fleet that is done holds only its live machines",
+        _fleet(
+            _m(1),
+            _m(2, 1, "terminated"),
+            machine_count=4,
+            fleet_target=4,
+            fleet_headroom=1,
+            fleet_done=True,
+        ),
+        1,
+    ),
+    (
+        "an instant fleet (done at once) that launched 1 of 3",
+        _fleet(
+            _m(1), kind="instant", fleet_target=3, fleet_done=True, status="complete_with_error"
+        ),
+        1,
+    ),
+    (
+        "a fleet done and deleted reserves nothing",
+        _fleet(_m(1, 2, "terminated"), fleet_target=3, fleet_done=True, cleaned_up=True),
+        0,
+    ),
+    (
+        "a Spot Fleet not created yet reserves the ask",
+        _req(phase="launching", provider_api="SpotFleet", fleet_type="request", machine_count=6),
+        6,
+    ),
+    (
+        "a Spot Fleet CreateFleet refused holds nothing",
+        _req(
+            provider_api="SpotFleet",
+            fleet_type="request",
+            phase="failed",
+            status="complete_with_error",
+        ),
+        0,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_", "held"),
+    [pytest.param(r, n, id=what) for what, r, n in UNITS_BY_HAND],
+)
+def test_units_a_request_holds_worked_out_by_hand(request_: Request, held: int) -> None:
+    other = _req(_m(9, 4), request_id="req-00000002", template_id="other")
+    state = State(requests={request_.request_id: request_, other.request_id: other})
+    assert units_held(state, "t") == held
+    assert room_left(Template(template_id="t", max_number=10), state) == 10 - held
+    assert room_left(Template(template_id="t", max_number=held), state) == 0
+    assert room_left(Template(template_id="t", max_number=max(held - 1, 0)), state) == 0
+    assert room_left(Template(template_id="t", max_number=-1), state) == UNLIMITED
+
+
+def _live(request: Request) -> int:
+    """Units of the request's machines that HF still holds and that still exist."""
+    return sum(m.units for m in request.machines if m.returned_by is None and m.state in HOLDING)
+
+
+def _filling(request: Request) -> bool:
+    """A fleet or group that may still launch: created, not done, its resources not deleted."""
+    return request.fleet_id is not None and not request.fleet_done and not request.cleaned_up
+
+
+def _alone(request: Request) -> int:
+    return units_held(State(requests={request.request_id: request}), request.template_id)
+
+
+@FAST
+@given(ohf_st.requests())
+def test_units_held_follow_the_laws(request: Request) -> None:
+    held = _alone(request)
+    live = _live(request)
+    assert held >= live >= 0
+    if request.phase == "launching":
+        assert held >= request.machine_count  # the ask is reserved until the launch is known
+    if _filling(request):
+        assert held >= request.fleet_target + request.fleet_headroom
+    if request.phase != "launching" and not _filling(request):
+        assert held == live  # settled: exactly its live machines
+    # Never more than the ask (rounded up to whole instances) unless that many units run.
+    assert held <= max(live, request.machine_count + request.fleet_headroom)
+
+
+@FAST
+@given(
+    ohf_st.requests(),
+    ohf_st.machines(),
+    st.sampled_from(("returned", "shutting-down", "terminated", "gone")),
+)
+def test_returned_or_ended_machines_hold_nothing(
+    request: Request, machine: Machine, how: str
+) -> None:
+    if any(m.machine_id == machine.machine_id for m in request.machines):
+        return
+    if how == "returned":
+        extra = msgspec.structs.replace(machine, returned_by="ret-00000009")
+    else:
+        extra = msgspec.structs.replace(machine, state=how, returned_by=None)  # type: ignore[arg-type]
+    more = msgspec.structs.replace(request, machines=(*request.machines, extra))
+    assert _alone(more) == _alone(request)
+
+
+@FAST
+@given(ohf_st.requests(), st.integers(1, 4))
+def test_a_new_live_machine_adds_its_units_to_a_settled_request(
+    request: Request, units: int
+) -> None:
+    if request.phase == "launching" or _filling(request):
+        return
+    extra = _m(0xFFFF, units, "running")
+    if any(m.machine_id == extra.machine_id for m in request.machines):
+        return
+    more = msgspec.structs.replace(request, machines=(*request.machines, extra))
+    assert _alone(more) == _alone(request) + units
 
 
 @st.composite
@@ -375,16 +581,23 @@ def template_and_state(draw: st.DrawFn) -> tuple[Template, State]:
 
 @FAST
 @given(template_and_state())
-def test_available_is_max_number_minus_units_in_use(case: tuple[Template, State]) -> None:
+def test_available_is_max_number_minus_units_held(case: tuple[Template, State]) -> None:
     template, state = case
-    room = available(template, state)
-    held = _units_held(state, template.template_id)
-    assert units_in_use(state, template.template_id) == held
+    tid = template.template_id
+    room = room_left(template, state)
+    in_use = units_held(state, tid)
+    own = [r for r in state.requests.values() if r.template_id == tid]
+    # The template's units are the sum of what each of its requests holds; others count nothing.
+    assert in_use == sum(_alone(r) for r in own)
+    assert sum(_live(r) for r in own) <= in_use
+    assert in_use <= sum(max(_live(r), r.machine_count + r.fleet_headroom) for r in own)
+    if all(r.phase != "launching" and not _filling(r) for r in own):
+        assert in_use == sum(_live(r) for r in own)
     if template.max_number == -1:
-        assert room == -1
+        assert room == UNLIMITED
     else:
         assert room >= 0
-        assert room == max(template.max_number - held, 0)
+        assert room == max(template.max_number - in_use, 0)
 
 
 # requestMachines: the request is on disk before any cloud call; rejected asks call nothing.
@@ -402,9 +615,9 @@ def asks_on_templates(draw: st.DrawFn) -> tuple[list[Template], Any]:
 def test_request_machines_records_before_any_cloud_call(
     case: tuple[list[Template], Any], capacity: int | None
 ) -> None:
-    from ohf.acquire import request_machines
     from ohf.effects import fake
-    from ohf.effects.intents import CreateFleet, RunInstances, SaveState
+    from ohf.intents import CreateFleet, RunInstances, SaveState
+    from ohf.parts import request_machines
 
     templates, ask = case
     cloud = fake.new_cloud(

@@ -11,7 +11,6 @@ scripted with botocore's Stubber, with AWS's own error shape.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,12 +23,14 @@ import msgspec
 import pytest
 from returns.result import Failure, Success
 
-from ohf.breaker import OPEN_CODE
+from ohf.codes import OPEN_CODE
 from ohf.config import AwsConfig, Config, ProviderConfig
 from ohf.effects import aws, circuit, health
+from ohf.effects.aws import clients as aws_clients
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile, circuits, open_circuits
 from ohf.effects.files import Settings, load_settings
-from ohf.effects.intents import (
+from ohf.effects.providers import provider_clouds, routed
+from ohf.intents import (
     At,
     DescribeInstances,
     Intent,
@@ -38,7 +39,6 @@ from ohf.effects.intents import (
     RunInstances,
     TerminateInstances,
 )
-from ohf.effects.providers import provider_clouds, routed
 from ohf.model import REQUEST_TAG, OhfError
 from ohf.program import Answer, Interpreter
 from tests.conftest import AL2023, ec2_client, hf_env, run_ohf
@@ -183,7 +183,9 @@ def test_a_provider_with_a_profile_uses_that_profiles_keys(
     assert not identities["default"].endswith(":user/hf-east")  # the default chain's keys
 
 
-def test_a_refused_assume_role_names_the_action_and_the_role(moto: None) -> None:
+def test_a_refused_assume_role_names_the_action_and_the_role(
+    moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from moto.core import set_initial_no_auth_action_count
 
     @set_initial_no_auth_action_count(3)  # the set-up's three IAM calls go unchecked
@@ -197,8 +199,9 @@ def test_a_refused_assume_role_names_the_action_and_the_role(moto: None) -> None
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [policy]}),
         )
         key = iam.create_access_key(UserName="hf")["AccessKey"]
-        os.environ["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
-        os.environ["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
+        # The user's keys for this test only (monkeypatch puts the static ones back).
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         config = AwsConfig(region="us-east-1", role_arn=EAST_ROLE, max_attempts=1)
         return aws.make_interpreter(config)(DescribeInstances(request_ids=("r-1",)))
 
@@ -280,7 +283,7 @@ def test_a_wrong_external_id_fails_naming_the_role_and_the_parameters_are_sent(
     session = aws.assumed_session(config, None, source=source)
     # EC2 is never reached (the endpoint is closed): credentials are needed first.
     interpret = aws.make_interpreter(
-        config, clients=lambda service: aws._make_client(config, service, None, session)
+        config, clients=lambda service: aws_clients._make_client(config, service, None, session)
     )
 
     answer = interpret(DescribeInstances(request_ids=("r-1",)))
@@ -314,7 +317,7 @@ def test_without_an_external_id_none_is_sent_and_expiring_credentials_are_renewe
         {"RoleArn": EAST_ROLE, "RoleSessionName": "ohf"},
     )
     session = aws.assumed_session(config, None, source=source)
-    ec2 = aws._make_client(config, "ec2", None, session)
+    ec2 = aws_clients._make_client(config, "ec2", None, session)
     keys: list[str] = []
 
     def access_key(request: Any, **_: Any) -> None:
@@ -850,7 +853,8 @@ vmType = "c5.large"
 def test_a_5xx_capacity_error_keeps_its_code(code: str, expected: str) -> None:
     from botocore.exceptions import ClientError
 
-    from ohf.effects.aws import _client_error, is_transient_exception
+    from ohf.effects.aws import is_transient_exception
+    from ohf.effects.aws.errors import _client_error
 
     exc = ClientError(
         {

@@ -18,7 +18,8 @@ from returns.result import Failure, Success
 
 from ohf.config import AwsConfig
 from ohf.effects import aws, fake
-from ohf.effects.intents import DescribeInstances, LaunchSpec, RunInstances
+from ohf.effects.aws import clients as aws_clients
+from ohf.intents import DescribeInstances, LaunchSpec, RunInstances
 from ohf.model import OhfError, Template
 from ohf.program import Answer
 from ohf.testing import call, fake_provider
@@ -216,9 +217,9 @@ def test_the_budget_counts_time_spent_waiting_for_aws_too() -> None:
 def test_botocore_does_not_retry_what_ohf_retries() -> None:
     config = AwsConfig(region=REGION, max_attempts=6)
     for service in ("ec2", "ssm", "autoscaling"):
-        client = aws._make_client(config, service, None)
+        client = aws_clients._make_client(config, service, None)
         assert client.meta.config.retries["total_max_attempts"] == 1
-    dynamodb = aws._make_client(config, "dynamodb", None)
+    dynamodb = aws_clients._make_client(config, "dynamodb", None)
     assert dynamodb.meta.config.retries["total_max_attempts"] == 7  # botocore: 1 + retries
 
 
@@ -268,7 +269,7 @@ def test_a_denied_pass_role_names_iam_pass_role() -> None:
 
 
 def test_a_denied_call_without_an_action_in_the_message_names_the_operation() -> None:
-    from ohf.effects.intents import DescribeFleets
+    from ohf.intents import DescribeFleets
 
     interpret, sleep, _ = stubbed(
         "autoscaling",

@@ -40,11 +40,13 @@ from ohf.messages import OUTPUTS, ErrorOut
 from ohf.model import Request, State, Template
 from ohf.release import LOST_STATES
 from ohf.status import VISIBILITY_GRACE_SECONDS, settled
-from ohf.templates import available, units_in_use
+from ohf.templates import units_held
 from ohf.testing import FakeProvider, call, fake_provider
 
 TERMINAL = ("complete", "complete_with_error")
 ENDED = ("terminated", "gone")
+# Instance states in which a machine still exists and is not on its way out: it holds its units.
+HOLDING = ("pending", "running", "stopping", "stopped")
 # Mostly room to launch into; sometimes none, sometimes unlimited.
 MAX_NUMBERS = st.sampled_from((6, 3, 12, 1, -1, 0, 30))
 
@@ -91,6 +93,17 @@ class HostFactory(RuleBasedStateMachine):
         self.decided: dict[str, str] = {}  # machine id -> decided result in its acquire request
         self.unknown_counter = 0
         self.has_machines = False  # whether the state holds any machine to return
+        # HF's own bookkeeping, for availableNumber: the requests it made (-> template), each
+        # one's machines with the status ohf last reported or launched them in, their types,
+        # and the machines HF gave back.
+        self.made: dict[str, str] = {}
+        self.asks: dict[str, int] = {}  # request id -> the units HF asked for
+        self.known: dict[str, dict[str, str]] = {}
+        self.types: dict[str, str] = {}
+        self.given_back: set[str] = set()
+        self.returns_made: dict[str, set[str]] = {}  # return id -> the machines it named
+        # Every instance the cloud ever showed after a call, by the request id it is tagged with.
+        self.tagged: dict[str, dict[str, str]] = {}
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -113,7 +126,9 @@ class HostFactory(RuleBasedStateMachine):
         """Run one HF call; check its stdout shape and the failed-call law."""
         before_bytes = self.state_bytes()
         before = self.state()
+        cloud_before = dict(self.fake.ref.cloud.instances)
         code, reply = call(self.fake, name, body)
+        self.learn(name, body, code, reply, cloud_before)
         after = self.state()
         self.has_machines = any(r.machines for r in after.requests.values())
         event(f"{name} exit {code}")  # coverage, in --hypothesis-show-statistics
@@ -148,6 +163,84 @@ class HostFactory(RuleBasedStateMachine):
                 assert self.state_bytes() == before_bytes, f"{name} failed but changed state"
         return code, reply, before, after
 
+    def learn(
+        self, name: str, body: Any, code: int, reply: Any, cloud_before: dict[str, Any]
+    ) -> None:
+        """Keep HF's own record of what it asked for, was told and gave back."""
+        cloud = self.fake.ref.cloud.instances
+        for iid, item in cloud.items():
+            self.tagged.setdefault(item.instance.request_id or "", {})[iid] = (
+                item.instance.instance_type
+            )
+        if name == "requestMachines" and code == 0:
+            rid = reply["requestId"]
+            self.made[rid] = body["template"]["templateId"]
+            self.asks[rid] = body["template"]["machineCount"]
+            # What the launch started: the instances tagged with the new request's id.
+            started = {i: x.instance for i, x in cloud.items() if x.instance.request_id == rid}
+            self.known[rid] = {i: x.state for i, x in started.items()}
+            self.types.update({i: x.instance_type for i, x in started.items()})
+        elif name == "getRequestStatus":
+            fresh = not reply["message"]
+            for out in reply["requests"]:
+                rid = out["requestId"]
+                if rid in self.made:
+                    for machine in out["machines"]:
+                        mid = machine["machineId"]
+                        self.known[rid][mid] = machine["status"]
+                        if mid in cloud:
+                            self.types.setdefault(mid, cloud[mid].instance.instance_type)
+                elif fresh and rid in self.returns_made:
+                    # Polling a return has ohf describe the requests whose machines it took.
+                    self.observe_owners(self.returns_made[rid])
+        elif name == "requestReturnMachines":
+            named = {m["machineId"] for m in body["machines"]}
+            if code == 0:
+                self.returns_made[reply["requestId"]] = named
+                self.given_back |= named
+            elif "started, then" in reply["message"]:
+                # Recorded as returned: the named machines this call did terminate.
+                self.given_back |= {
+                    i
+                    for i in named
+                    if i in cloud
+                    and i in cloud_before
+                    and cloud[i].instance.state != cloud_before[i].instance.state
+                }
+
+    def observe_owners(self, machine_ids: set[str]) -> None:
+        """ohf saw the requests holding `machine_ids` as the cloud is now."""
+        cloud = self.fake.ref.cloud.instances
+        for machines in self.known.values():
+            if machine_ids.isdisjoint(machines):
+                continue
+            for mid in machines:
+                # Only terminated instances ever vanish from the fake cloud.
+                machines[mid] = cloud[mid].instance.state if mid in cloud else "terminated"
+
+    def held_units(self, tid: str) -> int:
+        """Units of template `tid` HF's record says its machines hold: weights of the live ones."""
+        template = self.templates[tid]
+        weights = template.vm_types or {template.vm_type: 1}
+        return sum(
+            weights[self.types[mid]]
+            for rid, machines in self.known.items()
+            if self.made[rid] == tid
+            for mid, status in machines.items()
+            if mid not in self.given_back and status in HOLDING
+        )
+
+    def check_available(self, tid: str, shown: int, before: State) -> None:
+        """getAvailableTemplates' availableNumber for `tid`, against HF's own record."""
+        del before
+        expected = self.expected_available(tid)
+        assert shown == expected, (tid, shown, expected, self.known, sorted(self.given_back))
+
+    def expected_available(self, tid: str) -> int:
+        """availableNumber from HF's record alone: maxNumber less the units it holds."""
+        most = self.templates[tid].max_number
+        return -1 if most < 0 else max(most - self.held_units(tid), 0)
+
     def unknown_id(self, prefix: str) -> str:
         self.unknown_counter += 1
         return f"{prefix}-{0xDEAD0000 + self.unknown_counter:017x}"
@@ -179,7 +272,7 @@ class HostFactory(RuleBasedStateMachine):
         listed = {t["templateId"]: t for t in reply["templates"]}
         assert set(listed) == set(self.templates)
         for tid, out in listed.items():
-            assert out["availableNumber"] == available(self.templates[tid], before)
+            self.check_available(tid, out["availableNumber"], before)
             assert {"type", "ncpus", "nram"} <= set(out["attributes"])
 
     @rule(data=st.data())
@@ -187,7 +280,7 @@ class HostFactory(RuleBasedStateMachine):
         ids = sorted(self.templates)
         unknown = data.draw(sometimes(10), label="unknown template")
         tid = "NoSuchTemplate" if unknown else data.draw(st.sampled_from(ids), label="tid")
-        room = available(self.templates[tid], self.state()) if tid in self.templates else 0
+        room = self.expected_available(tid) if tid in self.templates else 0
         over = data.draw(sometimes(5), label="over the limit")
         fits = st.integers(1, room if room > 0 else 5)
         count = data.draw(
@@ -420,10 +513,15 @@ class HostFactory(RuleBasedStateMachine):
         if self.provider is None:
             return
         state = self.state()
+        live = fake.live_instances(self.fake.ref.cloud).values()
         for tid, template in self.templates.items():
             if template.max_number < 0:
                 continue
-            assert units_in_use(state, tid) <= template.max_number, tid
+            assert units_held(state, tid) <= template.max_number, tid
+            # What really runs: the weights of the template's live instances in the cloud.
+            weights = template.vm_types or {template.vm_type: 1}
+            running = sum(weights[i.instance_type] for i in live if i.template_id == tid)
+            assert running <= template.max_number, (tid, running)
 
 
 TestHostFactory = HostFactory.TestCase
@@ -447,4 +545,4 @@ def test_weighted_request_never_exceeds_max_number(tmp_path: Path) -> None:
         provider, "requestMachines", {"template": {"templateId": "Weighted", "machineCount": 3}}
     )
     state = store_json.load(tmp_path / "ohf-state.json").unwrap()
-    assert units_in_use(state, "Weighted") <= 3, (code, reply)
+    assert units_held(state, "Weighted") <= 3, (code, reply)

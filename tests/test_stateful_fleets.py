@@ -25,7 +25,8 @@ from hypothesis.stateful import initialize, rule
 from ohf import strategies as ohf_st
 from ohf.effects import fake
 from ohf.model import Request, State, Template
-from ohf.templates import available
+from ohf.room import hf_number
+from ohf.templates import room_left
 from ohf.testing import fake_provider
 from tests.test_stateful import MAX_NUMBERS, HostFactory, capacities
 
@@ -95,7 +96,49 @@ class FleetHostFactory(HostFactory):
             assert request.machines or (request.fleet_id and not request.fleet_done), request
 
     def room(self, tid: str) -> int:
-        return available(self.templates[tid], self.state())
+        return hf_number(room_left(self.templates[tid], self.state()))
+
+    def check_available(self, tid: str, shown: int, before: State) -> None:
+        """Bounded by HF's record; exactly ohf's own accounting of what fleets may still add.
+
+        Whether a fleet may still launch is ohf's verdict on what AWS said (which HF never
+        sees), so HF's record gives bounds: at least the units of the machines HF was told of
+        that still run (and it did not give back), at most, per request, the larger of every
+        machine ever tagged with it and its ask plus the template's headroom.
+        """
+        template = self.templates[tid]
+        assert shown == hf_number(room_left(template, before))
+        if template.max_number < 0:
+            assert shown == -1
+            return
+        weights = template.vm_types or {}
+        headroom = max(weights.values(), default=1) - 1
+        live = fake.live_instances(self.fake.ref.cloud)
+        low = sum(
+            weights[live[mid].instance_type]
+            for rid, machines in self.known.items()
+            if self.made[rid] == tid
+            for mid in machines
+            if mid in live and mid not in self.given_back
+        )
+        high = sum(
+            max(
+                sum(
+                    weights[t]
+                    for i, t in self.tagged.get(rid, {}).items()
+                    if i not in self.given_back
+                ),
+                self.asks[rid] + headroom,
+            )
+            for rid, made_for in self.made.items()
+            if made_for == tid
+        )
+        assert max(template.max_number - high, 0) <= shown <= max(template.max_number - low, 0), (
+            tid,
+            shown,
+            low,
+            high,
+        )
 
     @staticmethod
     def check_acquire_status(request: Request, out: dict[str, Any]) -> None:

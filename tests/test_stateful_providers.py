@@ -31,6 +31,7 @@ The tests at the end are the minimal examples of the core bugs the machines foun
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +40,19 @@ import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
+from returns.result import Success
 
 from ohf import strategies as ohf_st
 from ohf.breaker import Breaker
 from ohf.config import PlacementConfig, ProviderConfig
-from ohf.effects import fake
+from ohf.effects import fake, store_json
 from ohf.effects.circuit import BREAKER_FILE, BreakerFile, open_circuits
 from ohf.messages import OUTPUTS, ErrorOut
-from ohf.model import Request, State, Template
-from ohf.placement import PROVIDER_SEPARATOR, effective, units_on
+from ohf.model import Machine, Request, State, Template
+from ohf.placement import PROVIDER_SEPARATOR, effective
 from ohf.release import LOST_STATES
-from ohf.status import VISIBILITY_GRACE_SECONDS, acquire_status, live_units, settled
+from ohf.status import VISIBILITY_GRACE_SECONDS, acquire_status, settled
+from ohf.templates import live_units, units_held
 from ohf.testing import FakeProviders, advance, call_all, fake_providers
 from tests.test_stateful import (
     ENDED,
@@ -143,13 +146,27 @@ def room(template: Template, provider: ProviderConfig, state: State) -> int:
     most = limit(template, provider)
     if most < 0:
         return -1
-    return max(most - units_on(state, template.template_id, provider.name), 0)
+    return max(most - units_held(state, template.template_id, provider.name), 0)
 
 
 def summed_room(template: Template, providers: tuple[ProviderConfig, ...], state: State) -> int:
     """HF's availableNumber: room over the enabled providers it may use; -1 if one is unlimited."""
     rooms = [room(template, p, state) for p in providers if p.enabled and may_use(template, p)]
     return -1 if any(r < 0 for r in rooms) else sum(rooms)
+
+
+# HF's one status for a request placed in parts, by which statuses its parts have (a truth
+# table, stated as data): running while any part runs; complete only when every part is.
+COMBINED: dict[frozenset[str], str] = {
+    frozenset({"running"}): "running",
+    frozenset({"complete"}): "complete",
+    frozenset({"complete_with_error"}): "complete_with_error",
+    frozenset({"running", "complete"}): "running",
+    frozenset({"running", "complete_with_error"}): "running",
+    frozenset({"complete", "complete_with_error"}): "complete_with_error",
+    frozenset({"running", "complete", "complete_with_error"}): "running",
+}
+PART_STATUSES = ("running", "complete", "complete_with_error")
 
 
 def parts_of(state: State, rid: str) -> list[Request]:
@@ -539,15 +556,8 @@ class ProvidersHostFactory(HostFactory):
         """The machines of every part, and one status over them: running while any part runs."""
         shown = sorted(m["machineId"] for m in out["machines"])
         assert shown == sorted(m.machine_id for p in parts for m in p.machines), out
-        statuses = [acquire_status(p)[0] for p in parts]
-        combined = (
-            "running"
-            if "running" in statuses
-            else "complete"
-            if all(s == "complete" for s in statuses)
-            else "complete_with_error"
-        )
-        assert out["status"] == combined, (out["status"], statuses)
+        statuses = tuple(acquire_status(p)[0] for p in parts)
+        assert out["status"] == COMBINED[frozenset(statuses)], (out["status"], statuses)
         results = {m["machineId"]: m["result"] for m in out["machines"]}
         if out["status"] == "complete":
             assert all(good_units(p, results) >= p.machine_count for p in parts), out
@@ -793,7 +803,7 @@ class ProvidersHostFactory(HostFactory):
         state = self.state()
         for tid, template in self.templates.items():
             for provider in self.config_providers:
-                held = units_on(state, tid, provider.name)
+                held = units_held(state, tid, provider.name)
                 if not may_use(template, provider):
                     assert held == 0, (tid, provider.name, held)
                 most = limit(template, provider)
@@ -1064,3 +1074,61 @@ def test_what_one_part_could_not_take_stays_owed(tmp_path: Path) -> None:
     assert (request.provider, len(request.machines)) == ("east", 2)
     # HF asked for 5: east owes the 3 it did not start (2 of its share, 1 over its room).
     assert request.machine_count == 5, (request.machine_count, out)
+
+
+def _part(status: str, number: int, provider: str, now: int) -> Request:
+    """Part `number` of req-00000001 on `provider`, whose own status stays `status` at a poll.
+
+    running: recorded just now, its launch not confirmed yet (it runs through the grace);
+    complete: its one unit delivered, then returned and gone; complete_with_error: a launch
+    that started nothing.
+    """
+    hf_id = "req-00000001"
+    rid = hf_id if number == 1 else f"{hf_id}.{number}"
+    part = Request(
+        request_id=rid,
+        template_id="t",
+        machine_count=1,
+        client_token=rid,
+        created_at=now,
+        provider=provider,
+        parent=None if number == 1 else hf_id,
+    )
+    if status == "running":
+        return part
+    if status == "complete":
+        machine = Machine(
+            machine_id=f"i-{number:017x}",
+            state="terminated",
+            result="succeed",
+            returned_by="ret-00000001",
+        )
+        return msgspec.structs.replace(
+            part, phase="launched", status="complete", machines=(machine,)
+        )
+    return msgspec.structs.replace(part, phase="failed", status="complete_with_error")
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [combo for count in (1, 2, 3) for combo in itertools.product(PART_STATUSES, repeat=count)],
+    ids="-".join,
+)
+def test_one_status_over_the_parts_follows_the_table(
+    tmp_path: Path, statuses: tuple[str, ...]
+) -> None:
+    """getRequestStatus of a request in one to three parts: the table, for every combination."""
+    t = Template(template_id="t", max_number=4, image_id=ohf_st.AMI_IDS[0], vm_type="c5.large")
+    fp = fake_providers([t], tmp_path, [ProviderConfig(name=n) for n in NAMES])
+    now = fp.refs[NAMES[0]].cloud.now
+    parts = [_part(s, i + 1, NAMES[i], now) for i, s in enumerate(statuses)]
+    assert store_json.save(
+        tmp_path / "ohf-state.json", State(requests={p.request_id: p for p in parts})
+    ) == Success(None)
+    code, out = call_all(fp, "getRequestStatus", {"requests": [{"requestId": "req-00000001"}]})
+    assert code == 0, out
+    (reply,) = out["requests"]
+    assert reply["status"] == COMBINED[frozenset(statuses)], (statuses, reply)
+    # The premise: the poll left every part's own status as it was set up.
+    after = store_json.load(tmp_path / "ohf-state.json").unwrap()
+    assert tuple(after.requests[p.request_id].status for p in parts) == statuses

@@ -1,14 +1,14 @@
 """The Litestar app: the five HF calls over HTTP, `/health`, `/metrics` and the OpenAPI document.
 
-Every call goes through `ohf.hf.handle` with a `Shell` built per request, so the API and HF's
-scripts run the same code on the same store, with the store's locking between them. Bodies are
+Every call goes through the front door (`ohf.provider.Provider.call`), each with its own
+correlation id, so the API and HF's scripts run the same code on the same store, with the
+store's locking between them, and log their AWS calls alike. Bodies are
 HF's JSON documents; failures keep HF's `{"message": ...}` shape.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, cast
 
 import anyio.to_thread
@@ -21,14 +21,12 @@ from ohf.api.auth import Denied, Verifier, allowed
 from ohf.api.metrics import Tally, bump, machines_by_state, render, snapshot
 from ohf.api.openapi import CALL_FAILED, JSON, document
 from ohf.config import ApiConfig
-from ohf.effects import store
-from ohf.hf import Reply, Shell, decode_input, handle
+from ohf.hf import Reply, decode_input
 from ohf.messages import ErrorOut
+from ohf.provider import Provider
 
 log = logging.getLogger("ohf.api")
 _encoder = msgspec.json.Encoder()
-
-ShellFactory = Callable[[str], Shell]
 
 
 def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -59,19 +57,14 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return _message(exc.status_code, str(exc.detail), cast(dict[str, str], exc.headers))
 
 
-def make_app(api: ApiConfig, verify: Verifier, new_shell: ShellFactory, tally: Tally) -> Litestar:
-    """The ASGI app; `new_shell(call)` gives the shell for one call (fresh correlation id)."""
+def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally) -> Litestar:
+    """The ASGI app over `provider` (opened without a fixed correlation id: one per call)."""
 
     def count(name: str, label: str) -> None:
         bump(tally, name, label)
 
     def run_call(call: str, payload: bytes) -> Reply:
-        try:
-            return handle(new_shell(call), call, payload)
-        except Exception as exc:
-            log.exception("internal error in %s", call)
-            message = f"internal error in {call}: {type(exc).__name__}: {exc}"
-            return Reply(body=_encoder.encode(ErrorOut(message=message)), exit_code=2)
+        return provider.call(call, payload)
 
     async def serve_call(
         request: Request[Any, Any, Any], call: str, payload: bytes, scope: str
@@ -90,7 +83,7 @@ def make_app(api: ApiConfig, verify: Verifier, new_shell: ShellFactory, tally: T
         reply = await anyio.to_thread.run_sync(run_call, call, payload)
         if reply.exit_code != 0:
             count("ohf_api_errors_total", call)
-        status = {0: 200, 1: CALL_FAILED}.get(reply.exit_code, 500)
+        status = 500 if reply.internal else {0: 200, 1: CALL_FAILED}.get(reply.exit_code, 500)
         return Response(reply.body, status_code=status, media_type=JSON)
 
     @get("/templates")
@@ -124,7 +117,7 @@ def make_app(api: ApiConfig, verify: Verifier, new_shell: ShellFactory, tally: T
     @get("/health", media_type=JSON)
     async def health() -> Response[bytes]:
         """Unauthenticated, for load balancers: 200 if the store can be read, else 503."""
-        read = await anyio.to_thread.run_sync(store.read, new_shell("health").settings)
+        read = await anyio.to_thread.run_sync(provider.state)
         if isinstance(read, Failure):
             body = {"status": "fail", "message": read.failure().message}
             return Response(_encoder.encode(body), status_code=503, media_type=JSON)
@@ -137,7 +130,7 @@ def make_app(api: ApiConfig, verify: Verifier, new_shell: ShellFactory, tally: T
         )
         if isinstance(granted, Failure):
             return cast(Response[str], _denied(request, granted.failure()))
-        read = await anyio.to_thread.run_sync(store.read, new_shell("metrics").settings)
+        read = await anyio.to_thread.run_sync(provider.state)
         machines = None if isinstance(read, Failure) else machines_by_state(read.unwrap())
         return Response(render(snapshot(tally), machines), media_type="text/plain; version=0.0.4")
 

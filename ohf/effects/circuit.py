@@ -25,7 +25,7 @@ from returns.result import Failure
 from ohf.breaker import CLOSED, Breaker, allows, is_transient, open_error, record
 from ohf.config import AwsConfig
 from ohf.effects.files import Settings
-from ohf.effects.intents import Intent
+from ohf.intents import Intent
 from ohf.placement import providers_of
 from ohf.program import Answer, Interpreter
 

@@ -6,7 +6,7 @@ read and reads it, turning every OS error into a `Failure` that names the file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -20,11 +20,11 @@ from ohf.config import (
     conf_dirs,
     config_candidates,
     decode_config,
-    decode_ibm_config,
     decode_template_file,
     ibm_file_names,
     merge_templates,
 )
+from ohf.ibm import decode_ibm_config
 from ohf.model import OhfError
 from ohf.placement import check_providers
 
@@ -53,9 +53,36 @@ def read_bytes(path: str | Path, *, what: str) -> Result[bytes, OhfError]:
         return Failure(OhfError(message=f"cannot read {what} {path}: {exc}", code="input"))
 
 
+def write_bytes(path: str | Path, data: bytes, *, what: str) -> Result[None, OhfError]:
+    """Write a whole file atomically (a temp file beside it, then renamed over it): a reader
+    never sees half of it, and a failure leaves what was there."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        return Failure(OhfError(message=f"cannot write {what} {path}: {exc}", code="output"))
+    return Success(None)
+
+
 def read_text(path: str | Path, *, what: str = "file") -> Result[str, OhfError]:
     """The UTF-8 text of a file, or a Failure naming it."""
     return read_bytes(path, what=what).bind(lambda raw: _utf8(raw, f"{what} {path}"))
+
+
+def readable_texts(paths: Iterable[str]) -> dict[str, str]:
+    """The UTF-8 text of each file that can be read, by path; the others are left out."""
+    texts = ((path, read_text(path)) for path in paths)
+    return {path: text.unwrap() for path, text in texts if isinstance(text, Success)}
 
 
 def _utf8(raw: bytes, where: str) -> Result[str, OhfError]:

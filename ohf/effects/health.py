@@ -1,11 +1,12 @@
 """`ohf health`: check, against the real cloud, that the provider can work, and say what cannot.
 
 For each provider (each `[[providers]]` entry, or `[aws]` alone): the region, the credentials
-(STS GetCallerIdentity; an EC2 call if STS is unreachable), the role when one is assumed, and
-each template it may run, as the provider sees it: image (AMI id or SSM parameter), subnets,
-security groups and instance types. Then that the state store is readable. A disabled provider
-is listed, not checked. Each check is one row (provider, check, target, ok, detail); the rows
-print as a table or as JSON, and any failed row makes the exit code 1.
+(STS GetCallerIdentity; an EC2 call if STS is unreachable; a credential script is run for it),
+the role when one is assumed, and each template it may run, as the provider sees it: image (AMI
+id or SSM parameter), subnets, security groups, key pair and instance types. Then that the state
+store is readable. A disabled provider is listed, not checked. Each check is one row (provider,
+check, target, ok, detail); the rows print as a table or as JSON, and any failed row makes the
+exit code 1.
 """
 
 from __future__ import annotations
@@ -162,6 +163,20 @@ def template_checks(clients: Clients, template: Template) -> list[Check]:
                             "SecurityGroups"
                         ]
                     ),
+                ),
+            )
+        )
+    if template.key_name:
+        # ohf never creates key pairs (IBM's providers do, with AWS_KEY_FILE): say if it is missing.
+        key = template.key_name
+        rows.append(
+            _attempt(
+                "key pair",
+                f"{tid}: {key}",
+                lambda: _present(
+                    "key pair",
+                    (key,),
+                    (k["KeyName"] for k in ec2().describe_key_pairs(KeyNames=[key])["KeyPairs"]),
                 ),
             )
         )

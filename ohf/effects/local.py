@@ -7,7 +7,7 @@ from collections.abc import Callable
 from returns.result import Result
 
 from ohf.effects.files import read_text
-from ohf.effects.intents import Intent, ReadText, SaveState
+from ohf.intents import Intent, ReadText, SaveState
 from ohf.model import OhfError, State
 from ohf.program import Answer, Interpreter
 

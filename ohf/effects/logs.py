@@ -179,21 +179,6 @@ def _started(model: Any, context: dict[str, Any], **_: Any) -> None:
     context["ohf_operation"] = model.name
 
 
-def request_ids(body: bytes) -> str | None:
-    """The HF request id(s) a reply is about (comma-separated, at most ten), if any."""
-    try:
-        reply = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    if not isinstance(reply, dict):
-        return None
-    if isinstance(reply.get("requestId"), str):
-        return str(reply["requestId"])
-    found = [r.get("requestId") for r in reply.get("requests") or [] if isinstance(r, dict)]
-    ids = [r for r in found if isinstance(r, str)]
-    return ",".join(ids[:10]) if ids else None
-
-
 def _finished(log: logging.Logger, kw: dict[str, Any], error: Exception | None) -> None:
     context = kw.get("context") or {}
     started = context.get("ohf_started")

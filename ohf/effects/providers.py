@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from returns.result import Failure
 
 from ohf.config import AwsConfig, Config, provider_aws
-from ohf.effects.intents import At, Intent
+from ohf.intents import At, Intent
 from ohf.model import OhfError
 from ohf.placement import label, providers_of
 from ohf.program import Answer, Interpreter

@@ -96,7 +96,7 @@ def install(when: str) -> None:
             die()
             return 1
 
-        ohf.cli._emit = emit  # type: ignore[assignment]
+        ohf.cli.emit = emit  # type: ignore[assignment]
         return
     # Modules that imported `run` by name before the patch (none today) get it too.
     for module in list(sys.modules.values()):

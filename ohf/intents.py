@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ohf.model import FleetApi, FleetType, State
+from ohf.model import FleetApi, FleetType, MetadataOptions, State
 
 
 class SpotMarket(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +25,9 @@ class RootVolume(msgspec.Struct, frozen=True, kw_only=True):
     size_gib: int | None = None
     volume_type: str | None = None
     iops: int | None = None
+    # Sent only when True (False or None: the AMI's and the account's default encryption).
+    encrypted: bool | None = None
+    kms_key_id: str | None = None
 
 
 class LaunchSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +53,11 @@ class LaunchSpec(msgspec.Struct, frozen=True, kw_only=True):
     launch_template_version: str | None = None
     interface_type: str | None = None
     efa_count: int | None = None
+    metadata_options: MetadataOptions | None = None
+    # The template's native fragments, placeholders filled: merged by the interpreter into
+    # the RunInstances request, or into the LaunchTemplateData of CreateLaunchTemplate.
+    native_run_instances: dict[str, Any] = {}
+    native_launch_template_data: dict[str, Any] = {}
 
 
 class RunInstances(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -145,6 +153,9 @@ class FleetSpec(msgspec.Struct, frozen=True, kw_only=True):
     # Tags for the fleet/group resource itself (instances get theirs from the launch template).
     tags: tuple[tuple[str, str], ...] = ()
     subnets: tuple[str, ...] = ()
+    # The template's `fleet` fragment, placeholders filled: merged by the interpreter into
+    # CreateFleet, the Spot Fleet request config or CreateAutoScalingGroup.
+    native_fleet: dict[str, Any] = {}
 
 
 class CreateFleet(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -204,6 +215,18 @@ class DescribeSpotSignals(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     instance_ids: tuple[str, ...]
 
 
+class TagInstanceIds(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Tag each instance and its volumes `InstanceID=<instance id>` (IBM's AWS_TAG_InstanceID).
+
+    `instances`: (instance id, its volume ids) pairs. One CreateTags per instance, since one
+    call gives every resource it names the same value. Result: `{instance id: ""}` for each
+    tagged, `{instance id: why not}` for each refused; after a refusal that would refuse the
+    rest too (permissions, throttling past retries) the rest are not tried and are absent.
+    """
+
+    instances: tuple[tuple[str, tuple[str, ...]], ...]
+
+
 FleetIntent = (
     CreateLaunchTemplate
     | DeleteLaunchTemplate
@@ -240,5 +263,6 @@ Intent = (
     | ResolveImage
     | ReadText
     | SaveState
+    | TagInstanceIds
     | FleetIntent
 )
