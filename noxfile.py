@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint (ruff), typecheck (mypy), schemas (regenerate JSON Schemas)."""
+"""Developer sessions: tests, tests_oldest, lint (ruff), typecheck (mypy), schemas, bench."""
 
 from __future__ import annotations
 
@@ -17,9 +17,20 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_oldest(session: nox.Session) -> None:
+    """The suite on the lowest version of every dependency pyproject.toml allows.
+
+    Under `constraints/oldest.txt`, which `scripts/oldest_constraints.py` writes from the lower
+    bounds (`tests/test_constraints.py` keeps the two in step). Dependencies of those pass freely.
+    """
+    session.install("-c", "constraints/oldest.txt", "-e", ".[test,api,mcp]")
+    session.run("python", "-m", "pytest", "-n", "2", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
-    session.install("ruff>=0.5")
+    session.install("ruff>=0.13")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
 

@@ -267,28 +267,30 @@ def test_scopes_are_enforced_per_endpoint(
 
 
 @pytest.mark.parametrize(
-    ("path", "body", "fragment"),
+    ("path", "body", "fragments"),
     [
-        ("/requests", b"{not json", "requestMachines: input is not valid JSON"),
-        ("/requests", b"", "requestMachines: the input is empty"),
+        ("/requests", b"{not json", ["requestMachines: input is not valid JSON"]),
+        ("/requests", b"", ["requestMachines: the input is empty"]),
         (
             "/requests",
             b'{"template": {"templateId": "OnDemand-c5", "machineCount": 0}}',
-            "requestMachines: invalid input: Expected `int` >= 1 - at `$.template.machineCount`",
+            # The bound and the path, not msgspec's wording around them (a release may change it).
+            ["requestMachines: invalid input: ", ">= 1", "`$.template.machineCount`"],
         ),
-        ("/returns", b'{"machines": []}', "requestReturnMachines: invalid input"),
-        ("/returns", b"[1]", "requestReturnMachines: invalid input"),
+        ("/returns", b'{"machines": []}', ["requestReturnMachines: invalid input"]),
+        ("/returns", b"[1]", ["requestReturnMachines: invalid input"]),
     ],
 )
 def test_body_validation_errors_are_400_in_hf_error_shape(
-    client: TestClient[Any], path: str, body: bytes, fragment: str
+    client: TestClient[Any], path: str, body: bytes, fragments: list[str]
 ) -> None:
     response = client.post(
         path, content=body, headers={**bearer(token()), "Content-Type": "application/json"}
     )
     assert response.status_code == 400
     assert set(response.json()) == {"message"}
-    assert fragment in response.json()["message"]
+    message = response.json()["message"]
+    assert [f for f in fragments if f not in message] == [], message
 
 
 def test_a_failed_call_is_422_with_hfs_message(client: TestClient[Any]) -> None:

@@ -1312,7 +1312,9 @@ def test_moto_gap_modify_fleet_works_through_the_patched_server() -> None:
         ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=url)
         image = ec2.register_image(Name="hpc-node", RootDeviceName="/dev/xvda")["ImageId"]
         lt_id = ec2.create_launch_template(
-            LaunchTemplateName="lt", LaunchTemplateData={"ImageId": image}
+            # AWS takes 3 to 128 characters (botocore 1.34 checks it; recent models do not)
+            LaunchTemplateName="lt-modify",
+            LaunchTemplateData={"ImageId": image},
         )["LaunchTemplate"]["LaunchTemplateId"]
         fleet_id = ec2.create_fleet(
             Type="maintain",

@@ -319,12 +319,13 @@ def test_without_an_external_id_none_is_sent_and_expiring_credentials_are_renewe
     session = aws.assumed_session(config, None, source=source)
     ec2 = aws_clients._make_client(config, "ec2", None, session)
     keys: list[str] = []
-    ec2.meta.events.register(
-        "before-send",
-        lambda request, **_: keys.append(
-            request.headers["Authorization"].decode().split("Credential=")[1].split("/")[0]
-        ),
-    )
+
+    def access_key(request: Any, **_: Any) -> None:
+        signed = request.headers["Authorization"]  # bytes in recent botocore, str in 1.34
+        text = signed.decode() if isinstance(signed, bytes) else signed
+        keys.append(text.split("Credential=")[1].split("/")[0])
+
+    ec2.meta.events.register("before-send", access_key)
 
     for _ in range(3):
         ec2.describe_instances()
