@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -111,10 +112,17 @@ def two_clouds(moto_server_capped: str, moto_server: str) -> Iterator[tuple[str,
 
 
 def ec2_client(url: str):  # type: ignore[no-untyped-def]
-    """A boto3 EC2 client on the moto_server at `url`."""
+    """A boto3 EC2 client on the moto_server at `url`, with the tests' own keys.
+
+    A session of its own: boto3's default session keeps the credentials it first found, so a
+    test that set other keys in the environment would sign every later test's calls with them.
+    """
     import boto3
 
-    return boto3.client("ec2", region_name=REGION, endpoint_url=url)
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    return session.client("ec2", endpoint_url=url)
 
 
 def default_subnet(url: str) -> str:
@@ -195,6 +203,29 @@ def run_ohf(
     except json.JSONDecodeError as exc:
         raise AssertionError(f"stdout is not one JSON document: {proc.stdout!r}") from exc
     return proc.returncode, parsed, proc.stderr.decode()
+
+
+@pytest.fixture(autouse=True)
+def _process_logging_restored() -> Iterator[None]:
+    """Put the `ohf` (and boto) loggers back as they were after each test.
+
+    An in-process CLI call configures the process's logging as HF's one-call process would
+    (`ohf.effects.logs.setup`: its own file handler, no propagation), which would otherwise
+    hide later tests' records from pytest's caplog, depending on the order tests run in.
+    """
+    loggers = [logging.getLogger(name) for name in ("ohf", "botocore", "boto3", "urllib3")]
+    saved = [(log, log.level, log.propagate, list(log.handlers)) for log in loggers]
+    yield
+    for log, level, propagate, handlers in saved:
+        for handler in list(log.handlers):
+            if handler not in handlers:
+                log.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in log.handlers:
+                log.addHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def _hypothesis_profiles() -> None:

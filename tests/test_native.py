@@ -603,11 +603,11 @@ def test_validate_passes_good_fragments_offline(tmp_path: Path) -> None:
     assert result.ok, result.templates
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+TEMPLATES_DOC = Path(__file__).resolve().parent.parent / "docs" / "templates.md"
 
 
-def test_the_readme_examples_load_and_validate(tmp_path: Path) -> None:
-    text = README.read_text()
+def test_the_documented_examples_load_and_validate(tmp_path: Path) -> None:
+    text = TEMPLATES_DOC.read_text()
     section = text[text.index("### Native AWS fragments") :]
     block = section[
         section.index("```toml\n") + 8 : section.index("```\n", section.index("```toml"))
