@@ -297,7 +297,9 @@ def _reasons_are_right(got: dict[str, Any], ids: Built) -> None:
     # Why: short of capacity on a, failed over to b; a machine lost before HF returned it.
     assert got["explain_overflow"]["reasons"][:2] == [
         "2 unit(s) failed over from a to b",
-        "AWS is short of capacity (InsufficientInstanceCapacity) on provider a",
+        # The pool (type/zone) comes from EC2's own message, as moto_patched words it.
+        "AWS is short of capacity in pool t3.micro/us-east-1a (InsufficientInstanceCapacity) "
+        "on provider a",
     ]
     assert got["explain_overflow"]["summary"] == "complete: 5 of 5 unit(s) held on a, b"
     assert "1 unit(s) failed over from a to b" in got["explain_short"]["reasons"]
