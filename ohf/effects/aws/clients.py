@@ -233,6 +233,10 @@ def _make_client(
     )
     if on_call is not None:
         client.meta.events.register("before-call", lambda model, **_: on_call(model.name))
+    if service == "ec2":
+        from ohf.effects.aws.instance_pages import register
+
+        register(client)  # DescribeInstances pages read as they stream in (status polls)
     if getattr(session, "cut", False):
         from ohf.effects.aws.models import lacking_operations_from
 
