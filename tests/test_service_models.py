@@ -620,3 +620,61 @@ def test_an_operation_the_cut_lacks_is_called_on_the_full_model_saying_so_once(
     assert caplog.text.count("has no describe_regions; calling it on the full model") == 1
     with pytest.raises(AttributeError):
         ec2.no_such_operation  # noqa: B018
+
+
+# --- Credential sources through sessions on cut models ------------------------------------------
+
+
+def test_a_profiles_credential_process_is_run_by_the_cut_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import sys
+
+    from ohf.config import AwsConfig
+    from ohf.effects.aws import source_session
+
+    printed = {"Version": 1, "AccessKeyId": "AKIDPROCESS", "SecretAccessKey": "s"}
+    script = tmp_path / "creds.py"
+    script.write_text(f"print({json.dumps(json.dumps(printed))})")
+    config = tmp_path / "config"
+    config.write_text(f"[profile hpc]\ncredential_process = {sys.executable} {script}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+
+    session = source_session(
+        AwsConfig(region="us-east-1", profile="hpc"), models.CutModels([str(tmp_path / "c")])
+    )
+
+    assert session.get_credentials().access_key == "AKIDPROCESS"
+
+
+def test_web_identity_credentials_are_assumed_through_the_cut_sts_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from moto import mock_aws
+
+    from ohf.config import AwsConfig
+    from ohf.effects.aws import source_session
+
+    token = tmp_path / "token"
+    token.write_text("a-web-identity-token")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/hf")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    calls: list[str] = []
+    with mock_aws(config={"core": {"mock_credentials": False}}):  # no keys from moto either
+        session = source_session(
+            AwsConfig(region="us-east-1"), models.CutModels([str(tmp_path / "c")])
+        )
+        # botocore's provider makes its STS client from the cut session: watch what it sends.
+        session.botocore_session.register(
+            "before-call.sts", lambda model, **_: calls.append(model.name)
+        )
+        credentials = session.get_credentials().get_frozen_credentials()
+    assert calls == ["AssumeRoleWithWebIdentity"]
+    assert credentials.token  # temporary credentials, from STS
+    assert "full model" not in caplog.text
