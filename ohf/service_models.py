@@ -221,11 +221,8 @@ def cut_document(
     kept = model["operations"].keys()
     return Success(
         {
-            "format": FORMAT,
-            "service": service,
-            "botocore": botocore_version,
+            **_header(service, botocore_version),
             "api_version": api_version,
-            "digest": digest(service),
             SERVICE: model,
             PAGINATORS: cut_paginators(full.get(PAGINATORS), kept),
             WAITERS: cut_waiters(full.get(WAITERS), kept),
@@ -234,23 +231,34 @@ def cut_document(
     )
 
 
+def _header(service: str, botocore_version: str) -> dict[str, Any]:
+    """What every cached document starts with: what it is a cut of, and by which rules."""
+    return {
+        "format": FORMAT,
+        "service": service,
+        "botocore": botocore_version,
+        "digest": digest(service),
+    }
+
+
+def _header_problem(document: Any, service: str, botocore_version: str) -> str | None:
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    for key, value in _header(service, botocore_version).items():
+        if document.get(key) != value:
+            return f"{key} is {document.get(key)!r}, not {value!r}"
+    return None
+
+
 def check_document(
     document: Any, service: str, botocore_version: str
 ) -> Result[dict[str, Any], str]:
     """`document` if it is the cut this ohf makes of this botocore's `service` model, whole:
     its operations all there, every shape they name present, paginators and waiters naming
     only operations it has; else why not."""
-    if not isinstance(document, dict):
-        return Failure("not a JSON object")
-    expected = {
-        "format": FORMAT,
-        "service": service,
-        "botocore": botocore_version,
-        "digest": digest(service),
-    }
-    for key, value in expected.items():
-        if document.get(key) != value:
-            return Failure(f"{key} is {document.get(key)!r}, not {value!r}")
+    problem = _header_problem(document, service, botocore_version)
+    if problem is not None:
+        return Failure(problem)
     model = document.get(SERVICE)
     if not isinstance(model, dict) or not isinstance(document.get("api_version"), str):
         return Failure("no service model or API version")
@@ -280,13 +288,7 @@ def check_document(
 def unusable_document(service: str, botocore_version: str, why: str) -> dict[str, Any]:
     """What is cached when no cut can be made of a botocore version's model, so processes
     after the first go straight to the full model instead of trying again."""
-    return {
-        "format": FORMAT,
-        "service": service,
-        "botocore": botocore_version,
-        "digest": digest(service),
-        "unusable": why,
-    }
+    return {**_header(service, botocore_version), "unusable": why}
 
 
 def unusable_reason(document: Any, service: str, botocore_version: str) -> str | None:
@@ -317,10 +319,7 @@ def cut_endpoints(
         return Failure(f"botocore {botocore_version}'s endpoints.json has no partitions")
     return Success(
         {
-            "format": FORMAT,
-            "service": ENDPOINTS,
-            "botocore": botocore_version,
-            "digest": digest(ENDPOINTS),
+            **_header(ENDPOINTS, botocore_version),
             "prefixes": kept,
             ENDPOINTS: {
                 **endpoints,
@@ -335,17 +334,9 @@ def cut_endpoints(
 
 def check_endpoints(document: Any, botocore_version: str) -> Result[dict[str, Any], str]:
     """`document` if it is the cut endpoints this ohf makes of this botocore's; else why not."""
-    if not isinstance(document, dict):
-        return Failure("not a JSON object")
-    expected = {
-        "format": FORMAT,
-        "service": ENDPOINTS,
-        "botocore": botocore_version,
-        "digest": digest(ENDPOINTS),
-    }
-    for key, value in expected.items():
-        if document.get(key) != value:
-            return Failure(f"{key} is {document.get(key)!r}, not {value!r}")
+    problem = _header_problem(document, ENDPOINTS, botocore_version)
+    if problem is not None:
+        return Failure(problem)
     prefixes = document.get("prefixes")
     partitions = (document.get(ENDPOINTS) or {}).get("partitions")
     if not isinstance(prefixes, list) or not isinstance(partitions, list) or not partitions:

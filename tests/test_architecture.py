@@ -181,13 +181,19 @@ def _imported_modules(conf: Path, call: str, body: str, tmp: Path) -> tuple[set[
     return names, proc.stdout
 
 
-def test_template_call_imports_no_aws_module(tmp_path: Path) -> None:
+def _one_template(tmp_path: Path) -> Path:
+    """An IBM conf dir with one RunInstances template (attributes from the catalogue)."""
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "awsprov_templates.json").write_text(
         '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
         ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
     )
+    return conf
+
+
+def test_template_call_imports_no_aws_module(tmp_path: Path) -> None:
+    conf = _one_template(tmp_path)
     names, stdout = _imported_modules(conf, "getAvailableTemplates", "{}", tmp_path)
     assert b'"templateId":"t1"' in stdout
     aws = {n for n in names if n.split(".")[0] in {"boto3", "botocore", "s3transfer"}}
@@ -206,12 +212,7 @@ def test_bad_input_imports_no_aws_module(tmp_path: Path) -> None:
 
 
 def test_template_call_imports_nothing_of_the_api_stack(tmp_path: Path) -> None:
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "awsprov_templates.json").write_text(
-        '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
-        ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
-    )
+    conf = _one_template(tmp_path)
     names, stdout = _imported_modules(conf, "getAvailableTemplates", "{}", tmp_path)
     assert b'"templateId":"t1"' in stdout
     api = {n for n in names if n.split(".")[0] in {"litestar", "uvicorn", "jwt", "anyio"}}
@@ -280,12 +281,7 @@ def _loaded_of(names: set[str], packages: tuple[str, ...]) -> list[str]:
 
 
 def test_the_template_call_loads_only_what_listing_templates_needs(tmp_path: Path) -> None:
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "awsprov_templates.json").write_text(
-        '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
-        ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
-    )
+    conf = _one_template(tmp_path)
     names, stdout = _loaded(conf, "getAvailableTemplates", {}, tmp_path)
     assert b'"nram":["Numeric","4096"]' in stdout  # the catalogue was read
     assert not _loaded_of(names, NEVER + NOT_FOR_TEMPLATES)
