@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import floors
+import notes
+import targets
 from measure import Sample
 
 HERE = Path(__file__).resolve().parent
@@ -17,87 +17,6 @@ TEMPLATES_VS_BARE = 1.5
 TEMPLATES_VS_ORB = 10.0
 STATUS_CALLS = 2
 RSS_SHARE = 0.5
-
-_VERSIONS = (
-    "import importlib.metadata as m, sys\n"
-    "print(sys.version.split()[0])\n"
-    "for name in sys.argv[1:]:\n"
-    "    try: print(name, m.version(name))\n"
-    "    except m.PackageNotFoundError: pass\n"
-)
-
-
-def _output(argv: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False)
-    except OSError:
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def _versions(python: str, names: Sequence[str]) -> tuple[str, dict[str, str]]:
-    lines = _output([python, "-c", _VERSIONS, *names]).splitlines()
-    if not lines:
-        return "?", {}
-    return lines[0], dict(line.split(" ", 1) for line in lines[1:])
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def _ram_gib() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "?"
-
-
-def _os_name() -> str:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip('"')
-    except OSError:
-        pass
-    return platform.system()
-
-
-def machine(ohf_python: str, orb: str | None) -> dict[str, Any]:
-    """What the figures were measured on."""
-    import moto
-
-    python, ohf_packages = _versions(
-        ohf_python, ["ohf-aws", "boto3", "botocore", "msgspec", "returns", "toolz"]
-    )
-    orb_python = str(Path(orb).parent / "python") if orb else None
-    _, orb_packages = (
-        _versions(orb_python, ["orb-py", "boto3", "botocore", "pydantic"])
-        if orb_python
-        else ("?", {})
-    )
-    commit = _output(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"])
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "ram": _ram_gib(),
-        "os": f"{_os_name()}, Linux {platform.release()}",
-        "python": python,
-        "ohf": ohf_packages,
-        "ohf_commit": commit or "?",
-        "orb": orb_packages,
-        "moto": moto.__version__,
-    }
-
 
 # --- statistics ---------------------------------------------------------------------------------
 
@@ -160,10 +79,11 @@ def render(results: Any) -> str:
         add(f"**ORB could not be measured:** {results.orb_failure}\n")
     add(_calls_section(results))
     add(_ratios_section(results))
+    add(_issue_17_section(results))
     add(_targets_section(results))
     add(_scaling_section(results))
     add(_imports_section(results))
-    add(_notes_section(results))
+    add(notes.section(results))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -242,8 +162,10 @@ def _scenario_section(results: Any) -> str:
         "",
         f"Each call ran {plan.reps} times per tool ({plan.heavy_reps} for the calls whose time "
         "is moto moving 1,000s of instances), ohf and ORB alternating (ohf first on even runs, "
-        "ORB first on odd runs), after one unmeasured warm-up each (small input). `python -c "
-        "pass` (ohf's venv interpreter) ran once per round as the floor. Wall time is fork to "
+        "ORB first on odd runs), after one unmeasured warm-up each (small input). The three "
+        "floors (`python -c pass`, importing ohf's dependencies, a bare `boto3.client('ec2')`; "
+        "ohf's venv interpreter and environment) ran once per round of the light calls. Wall "
+        "time is fork to "
         "reap; CPU is the child's user+system time; peak RSS is the child's `ru_maxrss` "
         "(`os.wait4`), the largest over the runs; AWS calls are the requests moto_server's "
         "recorder saw during the run (the same counter for both tools); moto CPU is the server "
@@ -256,20 +178,32 @@ def _outcomes(results: Any) -> list[tuple[Any, dict[str, Any]]]:
     return list(results.cases)
 
 
+def floor_wall(results: Any, name: str) -> float:
+    """The median wall time of a floor (0 if it was not measured)."""
+    return median(walls(results.floors.get(name, [])))
+
+
+def floor_rss(results: Any, name: str) -> float:
+    """The largest peak RSS of a floor, MiB."""
+    return peak_rss(results.floors.get(name, []))
+
+
 def _calls_section(results: Any) -> str:
-    floor = walls(results.bare)
     lines = [
         "## Every HF call\n",
         "| call | tool | median s | min s | max s | CPU s | peak RSS MiB | AWS calls | "
         "moto CPU s |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    if floor:
-        lines.append(
-            f"| `python -c pass` (floor) | python | {_s(median(floor))} | {_s(min(floor))} | "
-            f"{_s(max(floor))} | {_s(median([s.cpu for s in results.bare]))} | "
-            f"{peak_rss(results.bare):.1f} | 0 | - |"
-        )
+    for name in floors.FLOORS:
+        samples = results.floors.get(name, [])
+        if samples:
+            w = walls(samples)
+            lines.append(
+                f"| {floors.label(name)} | python | {_s(median(w))} | {_s(min(w))} | "
+                f"{_s(max(w))} | {_s(median([s.cpu for s in samples]))} | "
+                f"{peak_rss(samples):.1f} | 0 | - |"
+            )
     for case, outcomes in _outcomes(results):
         for name, outcome in outcomes.items():
             samples = outcome.samples
@@ -295,12 +229,15 @@ def _calls_section(results: Any) -> str:
 
 
 def _ratios_section(results: Any) -> str:
-    floor = median(walls(results.bare))
+    deps, boto3 = floor_wall(results, "deps"), floor_wall(results, "boto3")
+    boto3_rss = floor_rss(results, "boto3")
     lines = [
         "## Ratios (medians; peak RSS: largest)\n",
-        "| call | ohf / ORB wall | ORB / ohf wall | ohf / bare python wall | ohf / ORB CPU | "
-        "ohf / ORB peak RSS |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"Floors of this run: dependency imports {_s(deps)} s; bare boto3 EC2 client "
+        f"{_s(boto3)} s, {boto3_rss:.1f} MiB.\n",
+        "| call | ohf / ORB wall | ORB / ohf wall | ohf / ORB CPU | ohf / ORB peak RSS | "
+        "ohf / deps floor wall | ohf / boto3 floor wall | ohf / boto3 floor peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case, outcomes in _outcomes(results):
         ohf = outcomes.get("ohf")
@@ -321,8 +258,8 @@ def _ratios_section(results: Any) -> str:
         else:
             vs_orb = ("-", "-", "-", "-")
         lines.append(
-            f"| {case.label} | {vs_orb[0]} | {vs_orb[1]} | {_ratio(ow, floor)} | {vs_orb[2]} | "
-            f"{vs_orb[3]} |"
+            f"| {case.label} | {' | '.join(vs_orb)} | {_ratio(ow, deps)} | {_ratio(ow, boto3)} | "
+            f"{_ratio(peak_rss(ohf.samples), boto3_rss)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -332,7 +269,7 @@ def _case(results: Any, key: str) -> dict[str, Any]:
 
 
 def _targets_section(results: Any) -> str:
-    floor = median(walls(results.bare))
+    floor = floor_wall(results, "pass")
     rows: list[str] = []
 
     def row(target: str, verdict: bool | None, figure: str) -> None:
@@ -407,6 +344,22 @@ def _targets_section(results: Any) -> str:
     )
 
 
+def _issue_17_section(results: Any) -> str:
+    rows = targets.issue_17(results)
+    lines = [
+        "## Issue 17 targets\n",
+        "Against the floors measured in this run (medians; peak RSS: largest of the runs). A "
+        "target not met says what it takes.\n",
+        "| target | verdict | figure | why not, and what would close it |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = "n/a" if row.met is None else ("met" if row.met else "**not met**")
+        why = "" if row.met else row.why
+        lines.append(f"| {row.target} | {mark} | {row.figure} | {why} |")
+    return "\n".join(lines) + "\n"
+
+
 def _scaling_section(results: Any) -> str:
     lines = [
         "## Scaling: ohf getRequestStatus\n",
@@ -450,56 +403,6 @@ def _imports_section(results: Any) -> str:
     )
 
 
-def _notes_section(results: Any) -> str:
-    notes = [
-        "moto_server is the same for both tools but is not AWS: serialising 1,000 instances "
-        "costs it several seconds of CPU (see the moto CPU column), so the wall time of every "
-        "call that moves 1,000s of instances is mostly moto's. The CPU column is the tool's own "
-        "work.",
-        f"Peak RSS cannot read below {results.rss_floor:.1f} MiB: the measuring wrapper's own "
-        "peak, which Linux carries over into the child (measured by running `true` under it).",
-        "`benchmarks/moto_bench.py` puts right three departures of moto 5.2.5 from EC2, for "
-        "both tools alike: RunInstances launches `MaxCount` instances, as EC2 does with "
-        "capacity to spare (moto launches `MinCount`; ORB asks `MinCount=1, MaxCount=n` and "
-        "would hold one machine per request; ohf asks `MinCount=MaxCount=n`); DescribeInstances "
-        "pages hold up to `MaxResults` instances, not reservations; and one resource's tags are "
-        "looked up directly instead of by scanning every tag (quadratic: 80 s to describe 5,000 "
-        "instances).",
-        "ORB is run as `orb --config CONF/config.json <resource> <action> -f FILE`, the command "
-        "its HF scripts end in; the scripts themselves (`invoke_provider.sh`: bash, plus a "
-        "`python3 -c 'import yaml ...'` probe on every call) add more per call and are not "
-        "counted. ohf is run as `python -m ohf CALL -f FILE` (its scripts `exec` the same).",
-        "ORB marks a RunInstances request `complete` as soon as RunInstances returns all its "
-        "instances, and never syncs a terminal request with AWS again: its getRequestStatus "
-        "answers from its JSON store with no AWS call, and its machines stay "
-        "`pending`/`executing` as RunInstances first reported them. ohf describes the instances "
-        "on every poll (one DescribeInstances page per 1,000 machines) and reports them "
-        "`running`/`succeed`.",
-        "getReturnRequests differs in meaning: ORB lists the machines of its own return "
-        "requests (those HF returned); ohf lists machines the cloud is taking back (spot "
-        "reclaims, instances terminated outside HF) and not the ones HF returned.",
-        "ORB 1.8.5's JSON store lost updates when two `orb machines request` ran at once "
-        "(HF does overlap calls): in a first full run, building the 100 requests two at a "
-        "time under load left 3 requests `pending` with no instances recorded (ORB's log says "
-        "it launched their 10 instances each and completed them; the instances were running in "
-        "moto, untracked) and 6 more with a lost status change; status polls of those failed "
-        "with 'did not emit ProviderFulfilment'. Its save writes the whole `requests`/`machines` "
-        "section from the process's own earlier read. The benchmark therefore builds ORB's "
-        "state one call at a time. (ohf holds its lock over the whole call and builds two at a "
-        "time; every run checks the machines each tool holds before measuring.)",
-        "ORB retries a slow RunInstances under new ClientTokens: in an earlier full run under "
-        "heavy load (1-min load average ~14 on 2 cores), moto took over 30 s to answer "
-        "RunInstances for 1,000 machines, and one ORB requestMachines (read timeout 30 s, "
-        "botocore retries 1, then its own retries) sent RunInstances 5 times under 3 different "
-        "ClientTokens, each of which EC2 would treat as a new launch. ohf derives each "
-        "ClientToken from the request id (and the attempt), so a retried call reuses it.",
-        "ORB creates a launch template for every request and deletes it on the first return "
-        "from that request (the AWS call columns list the actions).",
-        *results.notes,
-    ]
-    return "## Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-
-
 def raw(results: Any) -> dict[str, Any]:
     """Every sample (without outputs), for comparing runs."""
 
@@ -518,7 +421,7 @@ def raw(results: Any) -> dict[str, Any]:
         "machine": results.machine,
         "loads": results.loads,
         "orb_failure": results.orb_failure,
-        "bare": [sample(s) for s in results.bare],
+        "floors": {name: [sample(s) for s in got] for name, got in results.floors.items()},
         "cases": {
             case.label: {
                 name: {"samples": [sample(s) for s in o.samples], "failure": o.failure}

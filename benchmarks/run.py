@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import floors
+import imports
+import machine
 import report
 import scenario
-from measure import Sample, counted, spawn
+from measure import Sample, counted
 from scenario import BenchError, Tool
 
 HERE = Path(__file__).resolve().parent
@@ -112,13 +114,14 @@ class Results:
     built_how: dict[str, str] = field(default_factory=dict)
     scenario_check: dict[str, str] = field(default_factory=dict)
     cases: list[tuple[Case, dict[str, Outcome]]] = field(default_factory=list)
-    bare: list[Sample] = field(default_factory=list)
+    floors: dict[str, list[Sample]] = field(default_factory=dict)  # floors.FLOORS name -> runs
     scaling: list[tuple[int, int, Outcome]] = field(default_factory=list)
     orb_failure: str | None = None
     notes: list[str] = field(default_factory=list)
     imports: list[tuple[str, float]] = field(default_factory=list)
     rss_floor: float = 0.0
     seconds: float = 0.0
+    previous: dict[str, Any] | None = None  # the RESULTS.json this run replaces
 
 
 def load_average() -> tuple[float, float, float]:
@@ -138,9 +141,10 @@ def measured(tool: Tool, call: str, payload: Any) -> Sample:
     )
 
 
-def bare(python: str, cwd: Path) -> Sample:
-    """`python -c pass`: the floor any Python provider pays per call."""
-    return spawn([python, "-c", "pass"], scenario.aws_env("http://127.0.0.1:9"), cwd)
+def measure_floors(python: str, tool: Tool, results: Results) -> None:
+    """One run of each floor (floors.py), in ohf's environment."""
+    for name, sample in floors.measure(python, tool.root, tool.env).items():
+        results.floors.setdefault(name, []).append(sample)
 
 
 def check(tool: Tool, case: Case, sample: Sample, warmup: bool = False) -> str | None:
@@ -173,7 +177,7 @@ def run_case(
                 outcomes[tool.name].failure = f"warm-up failed: {why}"
     for rep in range(reps):
         if not case.heavy:
-            results.bare.append(bare(python, tools[0].root))
+            measure_floors(python, tools[0], results)
         for tool in alternate(tools, rep):
             outcome = outcomes[tool.name]
             if outcome.failure is not None:
@@ -347,34 +351,6 @@ def scaling(
         results.scaling.append((machines, requests, outcome))
 
 
-def import_profile(tool: Tool) -> list[tuple[str, float]]:
-    """`-X importtime` of ohf's getAvailableTemplates: the costliest imports, (module, ms).
-
-    Top-level imports and their direct children, by cumulative time, as the importer saw them.
-    """
-    path = tool.write_input("getAvailableTemplates", {})
-    argv = [tool.prefix[0], "-X", "importtime", *tool.argv("getAvailableTemplates", path)[1:]]
-    done = subprocess.run(
-        argv, env=dict(tool.env), cwd=tool.root, capture_output=True, timeout=120, check=False
-    )
-    found = []
-    for line in done.stderr.decode("utf-8", "replace").splitlines():
-        parts = line.split("|")
-        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
-            continue
-        name = parts[2][1:]
-        depth = (len(name) - len(name.lstrip())) // 2
-        if depth <= 1:
-            found.append((name.strip(), int(parts[1]) / 1000))
-    return sorted(found, key=lambda item: -item[1])[:12]
-
-
-def rss_floor(cwd: Path) -> float:
-    """The peak RSS a child inherits from the measuring wrapper (it runs `true`), MiB."""
-    true = shutil.which("true") or "/bin/true"
-    return spawn([true], {"PATH": os.environ.get("PATH", "")}, cwd).rss_mib
-
-
 def measure_all(args: argparse.Namespace, root: Path, results: Results) -> None:
     """Build the scenario for each tool, measure every case, then the scaling table."""
     plan = results.plan
@@ -390,8 +366,8 @@ def measure_all(args: argparse.Namespace, root: Path, results: Results) -> None:
                 results.orb_failure = f"building the scenario through `orb`: {exc}"
                 _say(f"ORB dropped: {results.orb_failure}")
                 tools.remove(tool)
-        results.imports = import_profile(tools[0])
-        results.rss_floor = rss_floor(root)
+        results.imports = imports.profile(tools[0])
+        results.rss_floor = floors.rss_floor(root)
         for case in cases(plan, world):
             results.cases.append((case, run_case(case, tools, plan, args.ohf_python, results)))
             results.loads.append((case.key, load_average()))
@@ -418,11 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(
         plan=plan,
         started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=report.machine(args.ohf_python, args.orb),
+        machine=machine.machine(args.ohf_python, args.orb),
     )
     results.loads.append(("before", load_average()))
     if args.orb_install_error:
         results.orb_failure = f"installing orb-py {scenario.ORB_VERSION}: {args.orb_install_error}"
+    previous = Path(args.out).with_suffix(".json")
+    if previous.exists():
+        try:
+            results.previous = json.loads(previous.read_text(encoding="utf-8"))
+        except ValueError:
+            results.notes.append(f"The previous {previous.name} could not be read.")
     root = Path(tempfile.mkdtemp(prefix="ohf-bench-"))
     _say(f"{plan.mode} run in {root}; load average {results.loads[0][1]}")
     try:

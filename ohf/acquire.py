@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import msgspec
 from returns.result import Failure, Result, Success
-from toolz import unique
 
 from ohf.codes import CAPACITY_CODES, INDETERMINATE_CODES, MAX_NUMBER_CODE, fails_over
 from ohf.fleets import fitting, fleet_name, fleet_spec, unit_weights
@@ -54,6 +53,14 @@ from ohf.templates import (
 )
 
 
+def first_per_key(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """`pairs` less those whose key an earlier pair has: the first value of each key wins."""
+    kept: dict[str, str] = {}
+    for key, value in pairs:
+        kept.setdefault(key, value)
+    return tuple(kept.items())
+
+
 def client_token(request_id: str, attempt: int, partial: bool) -> str:
     """The idempotency token of one RunInstances attempt (<= 64 ASCII characters)."""
     return f"{request_id}-{attempt}{'p' if partial else 'a'}"[:64]
@@ -93,7 +100,7 @@ def base_spec(
         max_count=1,
         security_group_ids=security_groups(template),
         key_name=template.key_name,
-        tags=tuple(unique(tags, key=lambda kv: kv[0])),
+        tags=first_per_key(tags),
         client_token=request_id,
         user_data=user_data,
         instance_profile=template.instance_profile,

@@ -8,7 +8,6 @@ Pure: functions take the bytes that the shell read and the environment as a mapp
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -200,6 +199,8 @@ def decode_config(
     raw: bytes, *, fmt: Literal["toml", "json"], source: str
 ) -> Result[Config, OhfError]:
     """Decode an ohf config file (TOML or JSON) into `Config`, naming the file in any error."""
+    import tomllib  # here, not at the top: IBM's JSON configs never need it
+
     try:
         if fmt == "toml":
             data: Any = tomllib.loads(raw.decode("utf-8"))
@@ -229,8 +230,13 @@ def decode_config(
     )
 
 
+# From the struct's own name tables: `msgspec.structs.fields` would evaluate every annotation.
 _TEMPLATE_KEYS: frozenset[str] = frozenset(
-    f.encode_name for f in msgspec.structs.fields(Template) if f.name != "extras"
+    encoded
+    for name, encoded in zip(
+        Template.__struct_fields__, Template.__struct_encode_fields__, strict=True
+    )
+    if name != "extras"
 )
 
 

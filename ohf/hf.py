@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from returns.result import Failure, Result, Success
@@ -21,14 +21,9 @@ from returns.result import Failure, Result, Success
 from ohf.catalogue import EMPTY, Catalogue
 from ohf.config import Config
 from ohf.effects import store
-from ohf.effects.circuit import circuit, circuits, open_circuits
 from ohf.effects.files import Settings, read_catalogue
-from ohf.effects.local import local_interpreter
-from ohf.effects.providers import routed
-from ohf.intents import Intent
 from ohf.messages import INPUTS, ErrorOut, TemplatesOut
 from ohf.model import OhfError, State, Template
-from ohf.outcome import Done
 from ohf.placement import (
     ONE_PROVIDER,
     PROVIDER_SEPARATOR,
@@ -38,9 +33,14 @@ from ohf.placement import (
     providers_of,
     rooms,
 )
-from ohf.program import Answer, Program, run
 from ohf.room import total
 from ohf.templates import attributes, missing_attributes, room_left, template_out
+
+if TYPE_CHECKING:
+    # Imported where used: getAvailableTemplates runs no program, breaker or cloud.
+    from ohf.intents import Intent
+    from ohf.outcome import Done
+    from ohf.program import Answer, Program
 
 CALLS = tuple(INPUTS)
 _encoder = msgspec.json.Encoder()
@@ -191,8 +191,14 @@ def placement_of(shell: Shell, now: int) -> Placement:
         providers=config.providers,
         policy=config.placement.policy,
         failover=config.placement.failover,
-        open_circuits=open_circuits(shell.settings, now, shell.env),
+        open_circuits=_open_circuits(shell, now),
     )
+
+
+def _open_circuits(shell: Shell, now: int) -> frozenset[str]:
+    from ohf.effects.circuit import open_circuits
+
+    return open_circuits(shell.settings, now, shell.env)
 
 
 def _replied(result: Result[Done, OhfError]) -> Replied:
@@ -213,7 +219,9 @@ def _retention(settings: Settings) -> int:
 
 def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn, now: int) -> Replied:
     """Run a state-changing call inside its transaction; commit checkpoints and the result."""
+    from ohf.effects.local import local_interpreter
     from ohf.events import diff, mark_ended, prune
+    from ohf.program import run
 
     committed = txn.state
 
@@ -245,12 +253,12 @@ def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn, now: int)
 def _program(
     shell: Shell, call: str, state: State, message: Any, now: int
 ) -> Program[Result[Done, OhfError]]:
-    from ohf import parts, poll, release
-    from ohf.fleets import unit_weights
-
+    # Each call imports its own program only: HF starts a process per call.
     config = shell.settings.config
     templates = config.templates
     if call == "requestMachines":
+        from ohf import parts
+
         return parts.request_machines(
             templates,
             state,
@@ -260,6 +268,9 @@ def _program(
             placement=placement_of(shell, now),
         )
     if call == "getRequestStatus":
+        from ohf import poll
+        from ohf.fleets import unit_weights
+
         weights = {t.template_id: unit_weights(t) for t in templates}
         return poll.request_status(
             state,
@@ -276,6 +287,8 @@ def _program(
             },
             tag_ids=config.aws.tag_instance_id,
         )
+    from ohf import release
+
     if call == "requestReturnMachines":
         return release.return_machines(state, message, return_id=shell.new_id("ret"), now=now)
     providers = tuple(p.name for p in providers_of(config))
@@ -302,6 +315,9 @@ def read_only_call(call: str, config: Config) -> bool:
 @contextlib.contextmanager
 def guarded_cloud(shell: Shell) -> Iterator[Callable[[Intent], Answer]]:
     """The call's cloud behind its breakers: one per provider, routed by `At`."""
+    from ohf.effects.circuit import circuit, circuits
+    from ohf.effects.providers import routed
+
     if not shell.clouds:
         with circuit(shell.settings, shell.cloud, shell.now, shell.env) as cloud:
             yield cloud
@@ -322,6 +338,9 @@ def serve(shell: Shell, call: str, message: Any) -> Replied:
             if isinstance(listing, Failure):
                 return refused(listing.failure())
             return Replied(reply=listing.unwrap(), exit_code=0)
+        from ohf.effects.local import local_interpreter
+        from ohf.program import run
+
         program = _program(shell, call, loaded.unwrap(), message, now)
         with guarded_cloud(shell) as cloud:
             return _replied(run(program, local_interpreter(_read_only, cloud)))

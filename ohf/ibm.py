@@ -37,7 +37,7 @@ class IbmProviderConfig(msgspec.Struct, frozen=True, kw_only=True):
     LogLevel: str | None = None
 
 
-HONOURED = frozenset(f.encode_name for f in msgspec.structs.fields(IbmProviderConfig))
+HONOURED = frozenset(IbmProviderConfig.__struct_encode_fields__)  # no annotation evaluated
 
 # Keys IBM's providers read that ohf does not act on, and what to do instead.
 IBM_UNHONOURED: Mapping[str, str] = {

@@ -10,10 +10,9 @@ what one could not take (capacity, quota, open circuit) to the next.
 
 from __future__ import annotations
 
-import difflib
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -22,17 +21,28 @@ from returns.result import Failure, Result, Success
 from ohf.config import Config, Policy, ProviderConfig, decode_template
 from ohf.model import OhfError, Request, State, Template
 from ohf.room import Room, full
-from ohf.templates import check_fragments, find_template, request_units, room_left
+from ohf.templates import (
+    check_fragments,
+    field_defaults,
+    find_template,
+    request_units,
+    room_left,
+)
 
-_DEFAULTS: dict[str, Any] = {
-    f.encode_name: f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
-    for f in msgspec.structs.fields(Template)
-}
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """Each template key's default (factories called): made on first use, not at import."""
+    return field_defaults(Template, factories=True)
+
+
 # Keys a provider may fill or replace: every template key but the id it is keyed by.
 _SETTABLE = frozenset(
-    f.encode_name
-    for f in msgspec.structs.fields(Template)
-    if f.name not in ("extras", "template_id")
+    encoded
+    for name, encoded in zip(
+        Template.__struct_fields__, Template.__struct_encode_fields__, strict=True
+    )
+    if name not in ("extras", "template_id")
 )
 
 # Separates a template id from a provider name in per-provider listings ("gpu.east").
@@ -79,7 +89,7 @@ def effective(template: Template, provider: ProviderConfig) -> Result[Template, 
     raw: dict[str, Any] = {
         k: v
         for k, v in msgspec.to_builtins(template).items()
-        if v is not None and k != "extras" and v != _DEFAULTS.get(k, msgspec.NODEFAULT)
+        if v is not None and k != "extras" and v != _defaults().get(k, msgspec.NODEFAULT)
     }
     own = {**template.extras, **raw}
     # The template's own keys, extras included, win over defaults; only unset ones are filled.
@@ -168,6 +178,8 @@ def candidates(
         start = index[last] + 1 if last in index else 0
         usable.sort(key=lambda p: ((index[p.name] - start) % len(providers), index[p.name]))
     elif policy == "weighted":
+        from fractions import Fraction  # exact shares; imported here, off the common path
+
         counts = Counter(r.provider for r in _roots(state))
         usable.sort(key=lambda p: (Fraction(counts.get(p.name, 0) + 1, p.weight), index[p.name]))
     elif policy == "least_used":
@@ -209,6 +221,8 @@ def _key_problem(provider: ProviderConfig) -> str | None:
         for key in sorted(keys):
             if key in _SETTABLE:
                 continue
+            import difflib  # only for this message: off every call's path
+
             close = difflib.get_close_matches(key, sorted(_SETTABLE), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             return (

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Mapping
 
 from returns.result import Result, Success
-from toolz import unique
 
 from ohf.intents import Intent
 from ohf.messages import RequestsStatusOut, RequestStatusIn, RequestStatusOut
@@ -49,7 +48,7 @@ def request_status(
     `provider_weights` gives each provider's unit weights (its view of the templates);
     `tag_ids` tags machines newly running `InstanceID=<id>` (`[aws] tag_instance_id`).
     """
-    ids = list(unique(r.request_id for r in ask.requests))
+    ids = list(dict.fromkeys(r.request_id for r in ask.requests))
     acquire_ids = [i for i in ids if i in state.requests]
     return_ids = [i for i in ids if i in state.returns and i not in state.requests]
     index = machines_by_id(state)
@@ -91,7 +90,7 @@ def request_status(
     new_parts = parts_index(new_state)
 
     def stale(providers: Iterable[str]) -> str:
-        found = [(p, notes[p]) for p in unique(providers) if notes.get(p)]
+        found = [(p, notes[p]) for p in dict.fromkeys(providers) if notes.get(p)]
         if len(by_provider) <= 1:
             return "; ".join(n for _, n in found)
         return "; ".join(f"provider {label(p)}: {n}" for p, n in found)

@@ -6,7 +6,6 @@ from collections.abc import Generator, Mapping
 
 import msgspec
 from returns.result import Failure, Result, Success
-from toolz import unique
 
 from ohf.fleets import set_target
 from ohf.intents import (
@@ -204,7 +203,7 @@ def return_machines(
                 code="input",
             )
         )
-    ids = tuple(unique(machine_id for _, machine_id in known))
+    ids = tuple(dict.fromkeys(machine_id for _, machine_id in known))
     lowered, error = yield from lower_fleets(state, ids)
     if error is not None:
         if lowered == state:

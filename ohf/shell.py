@@ -48,15 +48,21 @@ class _Clients(msgspec.Struct, frozen=True, kw_only=True):
     warm: Callable[[], None]
 
 
-def _clients(aws: AwsConfig, on_call: CallHook | None) -> _Clients:
+def _clients(
+    aws: AwsConfig, on_call: CallHook | None, env: Mapping[str, str], state_path: str
+) -> _Clients:
     made: list[Any] = []
 
     def getter() -> Any:
         if not made:
             from ohf.effects import logs
             from ohf.effects.aws import client_getter
+            from ohf.effects.aws.models import cache_dirs, cut_models
 
-            made.append(logs.logged_clients(client_getter(aws, on_call), log))
+            # Cut service models are cached in the user's cache directory, else by the state.
+            models = cut_models(cache_dirs(env, state_path))
+            clients = client_getter(aws, on_call, models=models)
+            made.append(logs.logged_clients(clients, log))
         return made[0]
 
     def interpreter() -> Interpreter:
@@ -90,7 +96,10 @@ def aws_shells(
     from ohf.placement import providers_of
 
     config = settings.config
-    clients = {name: _clients(aws, on_call) for name, aws in provider_configs(config).items()}
+    clients = {
+        name: _clients(aws, on_call, env, settings.state_path)
+        for name, aws in provider_configs(config).items()
+    }
     enabled = [clients[p.name] for p in providers_of(config) if p.enabled]
 
     def warm() -> None:

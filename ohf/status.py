@@ -10,7 +10,6 @@ from collections.abc import Generator, Iterable, Mapping
 
 import msgspec
 from returns.result import Failure, Success
-from toolz import unique
 
 from ohf.fleets import clean_up, cleanup_due, follow_fleets
 from ohf.intents import (
@@ -132,7 +131,7 @@ def acquire_status(request: Request) -> tuple[RequestStatus, str]:
     if request.fleet_id is not None and not request.fleet_done:
         return "running", request.message
     failed = [m for m in request.machines if acquire_result(m) == "fail"]
-    reasons = "; ".join(unique(f"{m.machine_id}: {m.message or m.state}" for m in failed))
+    reasons = "; ".join(dict.fromkeys(f"{m.machine_id}: {m.message or m.state}" for m in failed))
     message = f"{good} of {request.machine_count} units usable"
     return "complete_with_error", "; ".join(x for x in (request.message, message, reasons) if x)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -269,7 +270,33 @@ def find_template(templates: Iterable[Template], template_id: str) -> Template |
     return next((t for t in templates if t.template_id == template_id), None)
 
 
-_DEFAULTS: dict[str, Any] = {f.encode_name: f.default for f in msgspec.structs.fields(Template)}
+def field_defaults(cls: type[msgspec.Struct], *, factories: bool) -> dict[str, Any]:
+    """Each field's default by its encoded name (NODEFAULT if it has none); a default factory's
+    value if `factories`, else NODEFAULT for it. Read from the struct's own tables, as
+    `msgspec.structs.fields` reads them, without evaluating every annotation as it does."""
+    names = cls.__struct_encode_fields__
+    given = cls.__struct_defaults__
+    padded = (msgspec.NODEFAULT,) * (len(names) - len(given)) + tuple(given)
+    return {name: _default(value, factories) for name, value in zip(names, padded, strict=True)}
+
+
+class _Probe(msgspec.Struct):
+    value: list[Any] = msgspec.field(default_factory=list)
+
+
+# The type msgspec wraps a default factory in (what `msgspec.structs.fields` tells them by).
+_Factory = type(_Probe.__struct_defaults__[0])
+
+
+def _default(value: Any, factories: bool) -> Any:
+    if not isinstance(value, _Factory):
+        return value
+    return value.factory() if factories else msgspec.NODEFAULT
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return field_defaults(Template, factories=False)
 
 
 def template_out(
@@ -279,7 +306,7 @@ def template_out(
     body = {
         k: v
         for k, v in msgspec.to_builtins(template).items()
-        if v is not None and v != _DEFAULTS.get(k, msgspec.NODEFAULT)
+        if v is not None and v != _defaults().get(k, msgspec.NODEFAULT)
     }
     extras = body.pop("extras", {})
     return {

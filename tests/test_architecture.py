@@ -182,13 +182,19 @@ def _imported_modules(conf: Path, call: str, body: str, tmp: Path) -> tuple[set[
     return names, proc.stdout
 
 
-def test_template_call_imports_no_aws_module(tmp_path: Path) -> None:
+def _one_template(tmp_path: Path) -> Path:
+    """An IBM conf dir with one RunInstances template (attributes from the catalogue)."""
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "awsprov_templates.json").write_text(
         '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
         ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
     )
+    return conf
+
+
+def test_template_call_imports_no_aws_module(tmp_path: Path) -> None:
+    conf = _one_template(tmp_path)
     names, stdout = _imported_modules(conf, "getAvailableTemplates", "{}", tmp_path)
     assert b'"templateId":"t1"' in stdout
     aws = {n for n in names if n.split(".")[0] in {"boto3", "botocore", "s3transfer"}}
@@ -211,12 +217,7 @@ SERVER_STACKS = {"litestar", "uvicorn", "jwt", "anyio", "mcp", "mcp_types", "pyd
 
 
 def test_hf_calls_import_nothing_of_the_api_or_mcp_stacks(tmp_path: Path) -> None:
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "awsprov_templates.json").write_text(
-        '{"templates": [{"templateId": "t1", "maxNumber": 2, "imageId": "ami-12345678",'
-        ' "vmType": "c5.large", "subnetId": "subnet-1"}]}'
-    )
+    conf = _one_template(tmp_path)
     calls = (
         ("getAvailableTemplates", "{}", b'"templateId":"t1"'),
         ("getRequestStatus", '{"requests": []}', b'"requests":[]'),
@@ -233,3 +234,91 @@ def test_hf_calls_import_nothing_of_the_api_or_mcp_stacks(tmp_path: Path) -> Non
 def test_only_the_mcp_server_module_imports_the_sdk(name: str) -> None:
     sdk = reaches(imports_of(MODULES[name]), {"mcp", "mcp_types"})
     assert bool(sdk) == (name == "ohf.mcp.server"), f"{name} imports {sorted(sdk)}"
+
+
+# --- What one HF call loads -------------------------------------------------------------------
+# HF starts a process per call, every few seconds: each call loads what it needs and no more.
+# (Read from sys.modules at the end of the call: `-X importtime` does not see modules imported
+# through importlib, as the store backends and the interpreter's performers are.)
+
+LOADED = (
+    "import sys, ohf.cli\n"
+    "code = ohf.cli.main(sys.argv[1:])\n"
+    "sys.stderr.write('\\nLOADED ' + ' '.join(sorted(sys.modules)))\n"
+)
+# Never on any HF call: boto3 (and s3transfer, most of `import boto3`), argparse (the operator's
+# CLI), toolz, importlib.resources (the catalogue is read as a plain file).
+NEVER = ("boto3", "s3transfer", "argparse", "toolz", "ohf.cli.parser", "ohf.cli.commands")
+# Not for templates: AWS, programs, breakers, temp files, TOML for a JSON config, hints.
+NOT_FOR_TEMPLATES = (
+    "botocore",
+    "urllib3",
+    "importlib.resources",
+    "zipfile",
+    "tempfile",
+    "tomllib",
+    "difflib",
+    "fractions",
+    "ohf.effects.aws",
+    "ohf.effects.circuit",
+    "ohf.program",
+    "ohf.intents",
+    "ohf.events",
+    "ohf.parts",
+    "ohf.poll",
+    "ohf.release",
+    "ohf.service_models",
+)
+# Performers of intents no plain RunInstances template yields.
+FLEET_PERFORMERS = tuple(
+    f"ohf.effects.aws.{m}"
+    for m in ("create_fleets", "describe_fleets", "change_fleets", "launch_templates", "tags")
+)
+
+
+def _loaded(conf: Path, call: str, body: object, tmp: Path, **env: str) -> tuple[set[str], bytes]:
+    import json
+
+    infile = tmp / f"in-{call}.json"
+    infile.write_text(json.dumps(body))
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADED, call, "-f", str(infile)],
+        env={**hf_env(conf), **env},
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    tail = proc.stderr.decode().rpartition("\nLOADED ")[2]
+    return set(tail.split()), proc.stdout
+
+
+def _loaded_of(names: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in packages))
+
+
+def test_the_template_call_loads_only_what_listing_templates_needs(tmp_path: Path) -> None:
+    conf = _one_template(tmp_path)
+    names, stdout = _loaded(conf, "getAvailableTemplates", {}, tmp_path)
+    assert b'"nram":["Numeric","4096"]' in stdout  # the catalogue was read
+    assert not _loaded_of(names, NEVER + NOT_FOR_TEMPLATES)
+
+
+def test_aws_calls_load_botocore_on_cut_models_and_only_their_own_program(
+    ibm_conf: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    ask = {"template": {"templateId": "OnDemand-c5", "machineCount": 2}}
+    names, stdout = _loaded(ibm_conf, "requestMachines", ask, tmp_path, XDG_CACHE_HOME=str(cache))
+    assert b"requestId" in stdout, stdout
+    assert "botocore" in names
+    assert not _loaded_of(names, (*NEVER, "ohf.poll", "ohf.release", *FLEET_PERFORMERS))
+    # Its clients were built on cut models, cached where the user's cache is.
+    cut = sorted(p.name.split("-")[0] for p in cache.glob("ohf/models/botocore-*/*.json"))
+    assert cut == ["ec2", "endpoints", "ssm"]
+
+    request = {"requests": [{"requestId": __import__("json").loads(stdout)["requestId"]}]}
+    names, stdout = _loaded(
+        ibm_conf, "getRequestStatus", request, tmp_path, XDG_CACHE_HOME=str(cache)
+    )
+    assert b'"machines"' in stdout, stdout
+    assert not _loaded_of(names, (*NEVER, "ohf.release", *FLEET_PERFORMERS))

@@ -81,8 +81,8 @@ def _recording(sent: list[tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
     """`aws_clients._make_client`, with a hook recording the parameters of every call."""
     make = aws_clients._make_client
 
-    def make_client(config: AwsConfig, service: str, on_call: Any) -> Any:
-        client = make(config, service, on_call)
+    def make_client(config: AwsConfig, service: str, on_call: Any, session: Any = None) -> Any:
+        client = make(config, service, on_call, session)
         client.meta.events.register(
             "before-parameter-build",
             lambda params, model, **_: sent.append((model.name, dict(params))),
@@ -720,7 +720,7 @@ def _stubbed(
         else:
             stubber.add_response(operation, response, expected)
     stubber.activate()
-    monkeypatch.setattr(aws_clients, "_make_client", lambda config, name, on_call: client)
+    monkeypatch.setattr(aws_clients, "_make_client", lambda config, name, on_call, *_: client)
     return aws.make_interpreter(AwsConfig(region=REGION, max_attempts=1)), stubber
 
 

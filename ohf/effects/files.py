@@ -7,7 +7,6 @@ read and reads it, turning every OS error into a `Failure` that names the file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -92,9 +91,19 @@ def _utf8(raw: bytes, where: str) -> Result[str, OhfError]:
         return Failure(OhfError(message=f"{where} is not UTF-8: {exc}", code="input"))
 
 
+# The package's data directory. Read as a plain file: importlib.resources costs more to import
+# (zipfile, tempfile, ...) than a whole getAvailableTemplates call has to spare.
+_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
 def read_catalogue() -> Catalogue:
     """The instance-type catalogue bundled with the package."""
-    raw = resources.files("ohf").joinpath("data/instance_types.json").read_bytes()
+    try:
+        raw = (_DATA / "instance_types.json").read_bytes()
+    except OSError:  # installed somewhere that is not a directory (a zip): ask importlib
+        from importlib import resources
+
+        raw = resources.files("ohf").joinpath("data/instance_types.json").read_bytes()
     return decode_catalogue(raw)
 
 

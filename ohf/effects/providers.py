@@ -9,14 +9,18 @@ must still be described and terminated.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from returns.result import Failure
 
 from ohf.config import AwsConfig, Config, provider_aws
-from ohf.intents import At, Intent
 from ohf.model import OhfError
 from ohf.placement import label, providers_of
-from ohf.program import Answer, Interpreter
+
+if TYPE_CHECKING:
+    # Every call asks `provider_configs`; only calls that reach a cloud need the intents.
+    from ohf.intents import Intent
+    from ohf.program import Answer, Interpreter
 
 
 def provider_configs(config: Config) -> dict[str, AwsConfig]:
@@ -47,6 +51,7 @@ def unknown_provider(name: str, known: Mapping[str, object]) -> OhfError:
 def routed(clouds: Mapping[str, Interpreter], default: str) -> Interpreter:
     """An interpreter sending `At(provider, intent)` to `clouds[provider]` and bare intents to
     `clouds[default]`; a provider not in `clouds` is a Failure (code "config")."""
+    from ohf.intents import At
 
     def interpret(intent: Intent) -> Answer:
         name, inner = (

@@ -8,7 +8,7 @@ Every store offers the same few functions, so `ohf.hf` and the CLI never know wh
   checkpoints a request before calling AWS); the lock is held until the context ends;
 - `read_events`, `init`, and `export_lines` / `import_lines` (JSON lines, round trip exact).
 
-The backends are imported on first use, so a json site never imports sqlite3 or boto3.
+The backends are imported on first use, so a json site never imports sqlite3 or botocore.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ than one transaction takes (100 actions, 4 MB) is written in several transaction
 marked `partial` until the last; readers wait for it while the writer's lease is live.
 
 Readers take no lease: they query the `state` partition and read the head again, retrying
-until both agree on the version, so they never see half a commit. boto3 is imported lazily, on
+until both agree on the version, so they never see half a commit. botocore is imported lazily, on
 the first use of this store; with it, even getAvailableTemplates reads the table (it needs the
-state for `availableNumber`) and so imports boto3.
+state for `availableNumber`) and so imports botocore.
 """
 
 from __future__ import annotations

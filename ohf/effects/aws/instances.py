@@ -34,23 +34,52 @@ def chunks(items: tuple[str, ...], size: int) -> Iterator[tuple[str, ...]]:
         yield items[start : start + size]
 
 
-def instance_of(raw: dict[str, Any]) -> Instance:
-    """An `Instance` observation from one DescribeInstances/RunInstances item."""
-    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", []) or []}
-    state = raw.get("State", {}).get("Name", "pending")
-    launched = raw.get("LaunchTime")
+def instance_fields(
+    *,
+    instance_id: str,
+    state: str | None,
+    instance_type: str | None,
+    private_ip: str | None,
+    public_ip: str | None,
+    private_dns: str | None,
+    launch_time: int,
+    tags: dict[str, str],
+    lifecycle: str | None,
+    state_reason: str | None,
+    volume_ids: tuple[str, ...],
+) -> Instance:
+    """An `Instance` observation from the members ohf reads of an instance, however they
+    were read (botocore's dicts, or `instance_pages` reading the XML as it streams in)."""
     return Instance(
-        instance_id=raw["InstanceId"],
-        state=state if state in _STATES else "pending",
-        instance_type=raw.get("InstanceType", ""),
-        private_ip=raw.get("PrivateIpAddress") or None,
-        public_ip=raw.get("PublicIpAddress") or None,
-        private_dns=raw.get("PrivateDnsName", "") or "",
-        launch_time=int(launched.timestamp()) if launched is not None else 0,
+        instance_id=instance_id,
+        state=state if state in _STATES else "pending",  # type: ignore[arg-type]
+        instance_type=instance_type or "",
+        private_ip=private_ip or None,
+        public_ip=public_ip or None,
+        private_dns=private_dns or "",
+        launch_time=launch_time,
         request_id=tags.get(REQUEST_TAG),
         template_id=tags.get(TEMPLATE_TAG),
-        lifecycle="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
-        state_reason=(raw.get("StateReason") or {}).get("Message", ""),
+        lifecycle="spot" if lifecycle == "spot" else "on-demand",
+        state_reason=state_reason or "",
+        volume_ids=volume_ids,
+    )
+
+
+def instance_of(raw: dict[str, Any]) -> Instance:
+    """An `Instance` observation from one DescribeInstances/RunInstances item."""
+    launched = raw.get("LaunchTime")
+    return instance_fields(
+        instance_id=raw["InstanceId"],
+        state=(raw.get("State") or {}).get("Name"),
+        instance_type=raw.get("InstanceType"),
+        private_ip=raw.get("PrivateIpAddress"),
+        public_ip=raw.get("PublicIpAddress"),
+        private_dns=raw.get("PrivateDnsName"),
+        launch_time=int(launched.timestamp()) if launched is not None else 0,
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags", []) or []},
+        lifecycle=raw.get("InstanceLifecycle"),
+        state_reason=(raw.get("StateReason") or {}).get("Message"),
         volume_ids=tuple(
             m["Ebs"]["VolumeId"]
             for m in raw.get("BlockDeviceMappings", []) or []
@@ -196,10 +225,26 @@ def _run(clients: ClientGetter, intent: RunInstances) -> Answer:
     )
 
 
+def page_instances(page: dict[str, Any]) -> list[Instance]:
+    """The observations of one DescribeInstances page: read as it streamed in, or from
+    botocore's dicts (a Stubber's answer, or a page the stream reader left to botocore)."""
+    from ohf.effects.aws.instance_pages import STREAMED
+
+    streamed: list[Instance] | None = page.get(STREAMED)
+    if streamed is not None:
+        return streamed
+    return [instance_of(i) for r in page.get("Reservations", []) for i in r["Instances"]]
+
+
 def _describe_pages(clients: ClientGetter, filters: list[dict[str, Any]]) -> list[Instance]:
+    from ohf.effects.aws.instance_pages import streaming
+
     paginator = clients("ec2").get_paginator("describe_instances")
-    pages = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE})
-    return [instance_of(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+    # Each page is folded into observations as it arrives; no page outlives its own turn.
+    with streaming():
+        return paginator.collect(  # type: ignore[no-any-return]
+            page_instances, Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}
+        )
 
 
 def _describe(clients: ClientGetter, intent: DescribeInstances) -> Answer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -92,9 +92,17 @@ class _RetryingPaginator:
         self._operation = operation
 
     def paginate(self, **params: Any) -> list[Any]:
-        return retried(  # type: ignore[no-any-return]
-            self._retries, self._operation, lambda: list(self._paginator.paginate(**params))
-        )
+        """Every page."""
+        return self.collect(lambda page: [page], **params)
+
+    def collect(self, take: Callable[[Any], Iterable[Any]], **params: Any) -> list[Any]:
+        """What `take` keeps of each page, taken as the page arrives (the page itself is then
+        dropped); a transient failure starts the whole pagination again."""
+
+        def pages() -> list[Any]:
+            return [kept for page in self._paginator.paginate(**params) for kept in take(page)]
+
+        return retried(self._retries, self._operation, pages)  # type: ignore[no-any-return]
 
 
 class _RetryingClient:
