@@ -248,7 +248,19 @@ def run(argv: Sequence[str]) -> int:
         sys.stderr.write(top_help())
         return 2
     try:
-        args = parser().parse_args(list(argv))
+        args, extra = parser().parse_known_args(list(argv))
+        if (
+            extra
+            and args.command == "storage"
+            and args.file is None
+            and len(extra) == 1
+            and not extra[0].startswith("-")
+        ):
+            # `storage import --force FILE`: argparse gives out the optional FILE before the
+            # flag, then has FILE left over.
+            args.file = extra[0]
+        elif extra:
+            parser().error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exit_:
         # --help and --version exit 0; usage errors 2 (argparse printed why).
         return exit_.code if isinstance(exit_.code, int) else 2
