@@ -55,6 +55,24 @@ class Txn(msgspec.Struct, frozen=True, kw_only=True):
     compact: Callable[[Policy], Result[Compacted, OhfError]]
 
 
+class Handle(Protocol):
+    """What each store's open transaction offers, for `txn`."""
+
+    def commit(self, state: State, events: tuple[Event, ...]) -> Result[None, OhfError]:
+        """Make `state` and its events durable."""
+
+    def log_size(self) -> Result[LogSize, OhfError]:
+        """What the store knows of its log without reading it."""
+
+    def compact(self, policy: Policy) -> Result[Compacted, OhfError]:
+        """Fold the log as `policy` says."""
+
+
+def txn(state: State, handle: Handle) -> Txn:
+    """The `Txn` over a store's open transaction, `state` as it loaded it."""
+    return Txn(state=state, commit=handle.commit, log_size=handle.log_size, compact=handle.compact)
+
+
 class Imported(msgspec.Struct, frozen=True, kw_only=True):
     """What an import did: lines read, and where an unreadable store was kept aside."""
 

@@ -34,7 +34,7 @@ from returns.result import Failure, Result, Success
 
 from ohf.compaction import Compacted, Log, LogSize, Policy
 from ohf.effects.files import Settings
-from ohf.effects.store import Txn, is_empty, not_empty_error
+from ohf.effects.store import Txn, is_empty, not_empty_error, txn
 from ohf.effects.store_dynamodb_commit import LogCount, _commit
 from ohf.effects.store_dynamodb_items import EVENTS, View, _Unreadable, decode_log
 from ohf.effects.store_dynamodb_log import compact, exact_size, fresh, keep_aside, log_actions
@@ -148,7 +148,11 @@ class _Open:
             ),
         ).bind(lambda result: result)
         if isinstance(done, Success):
-            self.version = done.unwrap()[1]
+            figures, self.version = done.unwrap()
+            if figures.folded or self.size.bytes is None:
+                # The head now counts the tail exactly; its first event's time is read afresh
+                # by the next call.
+                self.size = LogSize(bytes=figures.bytes_after, oldest=None)
         return done.map(lambda pair: pair[0])
 
 
@@ -170,15 +174,7 @@ def transaction(settings: Settings, *, owner: str) -> Iterator[Result[Txn, OhfEr
             yield loaded
             return
         view: View = loaded.unwrap()
-        store = _Open(client, settings, owner, view)
-        yield Success(
-            Txn(
-                state=view.state,
-                commit=store.commit,
-                log_size=store.log_size,
-                compact=store.compact,
-            )
-        )
+        yield Success(txn(view.state, _Open(client, settings, owner, view)))
     finally:
         _release(client, settings, owner)
 

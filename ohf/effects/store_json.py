@@ -27,7 +27,7 @@ import msgspec
 from returns.result import Failure, Result, Success
 
 from ohf.effects.files import Settings
-from ohf.effects.store import Txn, is_empty, keep_aside, not_empty_error
+from ohf.effects.store import Txn, is_empty, keep_aside, not_empty_error, txn
 from ohf.effects.store_json_log import (
     append_events,
     cut_unlanded,
@@ -341,14 +341,7 @@ def transaction(settings: Settings, *, owner: str) -> Iterator[Result[Txn, OhfEr
             yield cut
             return
         sweep(path, store.mark.generation)
-        yield Success(
-            Txn(
-                state=store.state,
-                commit=store.commit,
-                log_size=store.log_size,
-                compact=store.compact,
-            )
-        )
+        yield Success(txn(store.state, store))
 
 
 def read_events(settings: Settings, request_id: str | None) -> Result[tuple[Event, ...], OhfError]:

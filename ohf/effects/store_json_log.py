@@ -168,6 +168,15 @@ def oldest_at(log: Path, base: int, mark: int | None) -> Result[int | None, OhfE
         )
 
 
+def _unreadable(source: Path, where: str, exc: Exception) -> Failure[OhfError]:
+    return Failure(
+        OhfError(
+            message=f"event log {source} {where} is unreadable ({exc}); it was left as it is",
+            code="state",
+        )
+    )
+
+
 def decode_log(raw: bytes, *, base: int, mark: int | None, source: Path) -> Result[Log, OhfError]:
     """The snapshot (the first `base` bytes) and events (up to `mark`) of a log file's bytes."""
     snapshot: Snapshot | None = None
@@ -175,13 +184,7 @@ def decode_log(raw: bytes, *, base: int, mark: int | None, source: Path) -> Resu
         try:
             snapshot = _snapshot.decode(raw[:base])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return Failure(
-                OhfError(
-                    message=f"event log {source} snapshot line is unreadable ({exc}); "
-                    "it was left as it is",
-                    code="state",
-                )
-            )
+            return _unreadable(source, "snapshot line", exc)
     body = raw[base:] if mark is None else raw[base:mark]
     lines = body.split(b"\n")
     # The last piece is empty after a whole line, or a torn append: ignored either way.
@@ -192,11 +195,5 @@ def decode_log(raw: bytes, *, base: int, mark: int | None, source: Path) -> Resu
         try:
             events.append(_event.decode(line))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return Failure(
-                OhfError(
-                    message=f"event log {source} line {number} is unreadable ({exc}); "
-                    "it was left as it is",
-                    code="state",
-                )
-            )
+            return _unreadable(source, f"line {number}", exc)
     return Success(Log(snapshot=snapshot, events=tuple(events)))

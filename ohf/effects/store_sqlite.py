@@ -30,7 +30,7 @@ from returns.result import Failure, Result, Success
 
 from ohf.compaction import Compacted, Log, LogSize, Policy, Snapshot, fold, fold_count, report
 from ohf.effects.files import Settings
-from ohf.effects.store import Txn, is_empty, keep_aside, not_empty_error
+from ohf.effects.store import Txn, is_empty, keep_aside, not_empty_error, txn
 from ohf.effects.store_json import locked
 from ohf.events import Event
 from ohf.model import OhfError, Request, ReturnRequest, State
@@ -168,15 +168,8 @@ def _reading(settings: Settings) -> Iterator[sqlite3.Connection | None]:
     if not _path(settings).exists():
         yield None
         return
-    db = _connect(settings)
-    try:
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            db.execute("ROLLBACK")
-    finally:
-        db.close()
+    with contextlib.closing(_connect(settings)) as db, _snapshot_of(db):
+        yield db
 
 
 def read(settings: Settings) -> Result[State, OhfError]:
@@ -380,10 +373,7 @@ def transaction(settings: Settings, *, owner: str) -> Iterator[Result[Txn, OhfEr
         except (_Unreadable, sqlite3.DatabaseError) as exc:
             yield _unreadable(settings, exc)
             return
-        store = _Open(settings, db, state)
-        yield Success(
-            Txn(state=state, commit=store.commit, log_size=store.log_size, compact=store.compact)
-        )
+        yield Success(txn(state, _Open(settings, db, state)))
 
 
 @contextlib.contextmanager
