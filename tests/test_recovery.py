@@ -49,22 +49,40 @@ def _cli(
     monkeypatch: pytest.MonkeyPatch,
     settings: Settings,
     *args: str,
+    now: int = START,
 ) -> tuple[int, str, str]:
-    """`ohf ARGS` in-process, with the test's settings as the config."""
+    """`ohf ARGS` in-process, with the test's settings as the config and the clock at `now`."""
     from ohf.provider import Provider
 
-    monkeypatch.setattr(Provider, "open", staticmethod(lambda *_a, **_k: _opened(settings)))
+    monkeypatch.setattr(Provider, "open", staticmethod(lambda *_a, **_k: _opened(settings, now)))
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def _opened(settings: Settings) -> Any:
+def _opened(settings: Settings, now: int) -> Any:
     from returns.result import Success
 
     from ohf.provider import Provider
 
-    return Success(Provider.over(fake_shell(settings, fake.CloudRef(cloud=fake.new_cloud()))))
+    ref = fake.CloudRef(cloud=fake.new_cloud(now=now))
+    return Success(Provider.over(fake_shell(settings, ref)))
+
+
+def test_storage_compact_by_hand_folds_what_is_past_the_retention(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = _cli(capsys, monkeypatch, settings, "storage", "compact")
+    assert code == 0
+    assert out.startswith("nothing to fold: 2 event(s) (")
+    later = START + 8 * 86_400
+    code, out, _ = _cli(capsys, monkeypatch, settings, "storage", "compact", now=later)
+    assert code == 0
+    assert out.startswith("folded 2 event(s) into the snapshot (through 2023-11-14T22:14:20Z)")
+    code, out, _ = _cli(capsys, monkeypatch, settings, "storage", "check", now=later)
+    assert code == 0
+    assert "snapshot: 2 event(s) folded" in out
+    assert store.read_events(settings).unwrap() == ()
 
 
 def test_check_says_a_healthy_store_agrees_with_its_log(
