@@ -7,7 +7,7 @@ import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
-SOURCES = ["ohf", "tests", "scripts", "noxfile.py"]
+SOURCES = ["ohf", "tests", "scripts", "noxfile.py", "benchmarks"]
 
 
 @nox.session

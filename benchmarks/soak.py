@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import statistics
@@ -50,6 +51,32 @@ def _load() -> str:
         return ", ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+def _growth(days: list[Day], field: str, size: Size) -> float:
+    """Bytes a day `field` grew by over the first days (the retention's, at most a week: before
+    pruning, compaction or rotation take anything away)."""
+    week = days[: max(2, min(len(days), 7, int(size.retention_days)))]
+    if len(week) < 2:
+        return 0.0
+    return (getattr(week[-1], field) - getattr(week[0], field)) / (len(week) - 1)
+
+
+def _defaults(size: Size, days: list[Day]) -> list[str]:
+    """The closing note's figures: what this site writes a day, against the defaults."""
+    events, log = _growth(days, "events_bytes", size), _growth(days, "log_bytes", size)
+    retained = events * size.retention_days
+    cap = size.log_max_bytes * (size.log_backups + 1)
+    return [
+        f"- This site writes about {_kb(int(events))} of events a day: {size.retention_days:g}"
+        f" days of them ({_kb(int(retained))}) fit under `compact_bytes`"
+        f" ({_kb(size.compact_bytes)}) {size.compact_bytes / max(retained, 1):.1f} times, so the"
+        f" log is folded by age (once a day, `compact_days` {size.compact_days:g}) and keeps the"
+        " whole retention; a site that many times busier would be folded by size instead.",
+        f"- It writes about {_kb(int(log))} of `ohf.log` a day at INFO: `max_bytes`"
+        f" {_kb(size.log_max_bytes)} x ({size.log_backups} backups + 1) = {_kb(cap)} holds"
+        f" about {cap / max(log, 1):.0f} days of it.",
+    ]
 
 
 def report(size: Size, days: list[Day], seconds: float) -> str:
@@ -120,6 +147,7 @@ def report(size: Size, days: list[Day], seconds: float) -> str:
         f" day {steady[0].day} between {_kb(min(d.events_bytes for d in steady))} and"
         f" {_kb(max(d.events_bytes for d in steady))}.",
         f"- ohf.log with its backups: at most {_kb(max(d.log_bytes for d in days))}.",
+        *_defaults(size, days),
         f"- Poll: median {statistics.median(polls):.1f} ms over the run; per-day medians from"
         f" day {steady[0].day}: {min(d.poll_ms for d in steady if d.polls):.1f} to"
         f" {max(d.poll_ms for d in steady if d.polls):.1f} ms wall,"
@@ -153,8 +181,13 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="ohf-soak-") as work:
         days = run(size, Path(work), progress)
-    Path(args.out).write_text(report(size, days, time.monotonic() - started))
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    out.write_text(report(size, days, time.monotonic() - started))
+    # The rows themselves, to compare runs or draw them.
+    out.with_suffix(".json").write_text(
+        json.dumps([dataclasses.asdict(d) for d in days], indent=0) + "\n"
+    )
+    print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
 
