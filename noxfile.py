@@ -1,4 +1,6 @@
-"""Developer sessions: tests, tests_oldest, lint (ruff), typecheck (mypy), schemas, bench."""
+"""Developer sessions: tests, tests_oldest, lint (ruff), typecheck (mypy), schemas (regenerate
+JSON Schemas), and the long runs CI does not make: bench (ohf vs ORB) and soak (a simulated
+year)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
-SOURCES = ["ohf", "tests", "scripts", "noxfile.py"]
+SOURCES = ["ohf", "tests", "scripts", "noxfile.py", "benchmarks"]
 
 
 @nox.session
@@ -80,3 +82,14 @@ def bench(session: nox.Session) -> None:
     except nox.command.CommandFailed as exc:
         args += ["--orb-install-error", f"pip install {BENCH_ORB} failed: {exc.reason}"]
     session.run("python", "benchmarks/run.py", *args, *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """A simulated year of HF at a busy site on the fake cloud: writes benchmarks/SOAK.md.
+
+    `nox -s soak -- --days 30` for a month; CI runs two weeks at shrunk thresholds
+    (tests/test_soak.py).
+    """
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/soak.py", *session.posargs)

@@ -8,7 +8,13 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.codes import CAPACITY_CODES, INDETERMINATE_CODES, MAX_NUMBER_CODE, fails_over
+from ohf.codes import (
+    CAPACITY_CODES,
+    INDETERMINATE_CODES,
+    MAX_NUMBER_CODE,
+    fails_over,
+    leading_code,
+)
 from ohf.fleets import fitting, fleet_name, fleet_spec, unit_weights
 from ohf.intents import (
     CreateFleet,
@@ -295,6 +301,8 @@ def launch_fleet(
         phase="launched",
     )
     errors = "; ".join(launched.errors)
+    # The error's code is AWS's (the first that fails over): requestMachines decides by it.
+    code = leading_code(launched.codes)
     if instant and not machines:
         # Nothing came of an instant fleet: delete it and ohf's launch template now.
         gone = yield DeleteFleet(api=api, fleet_id=launched.fleet_id)
@@ -304,9 +312,9 @@ def launch_fleet(
         request = msgspec.structs.replace(
             request, cleaned_up=isinstance(gone, Success) and isinstance(lt_gone, Success)
         )
-        return request, (), OhfError(message=errors or "the fleet launched nothing", code="fleet")
+        return request, (), OhfError(message=errors or "the fleet launched nothing", code=code)
     if instant and errors:
-        return request, machines, OhfError(message=errors, code="fleet")
+        return request, machines, OhfError(message=errors, code=code)
     return request, machines, None
 
 

@@ -8,6 +8,9 @@ that depends on that kind.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from ohf.model import OhfError
 
 # AWS has no room for the launch in that pool (type x zone) right now.
@@ -20,6 +23,8 @@ SHORTAGE_CODES = frozenset(
         "InsufficientFreeAddressesInSubnet",
         "SpotMaxPriceTooLow",
         "Unsupported",
+        # A fleet's history: every pool refused, several times (AWS's "error" event subtype).
+        "allLaunchSpecsTemporarilyBlacklisted",
     }
 )
 # The account's limits (quotas) stop the launch.
@@ -102,12 +107,61 @@ CREDENTIAL_CODES = frozenset(
 )
 
 
+# A fleet's error history (EC2 Fleet "service-error", Spot Fleet "error" events) names its
+# errors by event subtype: the ones that mean an AWS error code ohf knows, mapped to it.
+HISTORY_CODES = {"spotInstanceCountLimitExceeded": "MaxSpotInstanceCountExceeded"}
+# Configuration errors a fleet's history reports: kept as codes, never a reason to fail over.
+CONFIG_HISTORY_CODES = frozenset({"iamFleetRoleInvalid", "spotFleetRequestConfigurationInvalid"})
+# ohf's own codes for an error known only by its text (a fleet's "CODE: message" reasons, a
+# request recorded before codes were kept): only these are read for a code, as a last resort.
+TEXT_ONLY_CODES = frozenset({"fleet", "error"})
+
+KNOWN_CODES = (
+    CAPACITY_CODES
+    | THROTTLING_CODES
+    | SERVER_CODES
+    | PERMISSION_CODES
+    | CREDENTIAL_CODES
+    | CONFIG_HISTORY_CODES
+    | HISTORY_CODES.keys()
+)
+# A known code as a whole word (not part of a longer name such as "UnsupportedOperation") where
+# AWS and ohf write codes: before ": message" or " - message" ("Could not launch Spot Instances.
+# InsufficientInstanceCapacity - There is no Spot capacity..."). Longest first, so that a code
+# that begins another ("Throttling", "ThrottlingException") matches whole.
+_CODE_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9_.])("
+    + "|".join(re.escape(c) for c in sorted(KNOWN_CODES, key=len, reverse=True))
+    + r")(?=:|\s+-\s)"
+)
+
+
+def codes_in(text: str) -> tuple[str, ...]:
+    """The known AWS error codes `text` names where a code is written (first seen first),
+    history subtypes mapped to their codes: the last resort when AWS gives only text."""
+    found = (HISTORY_CODES.get(m.group(1), m.group(1)) for m in _CODE_IN_TEXT.finditer(text))
+    return tuple(dict.fromkeys(found))
+
+
+def leading_code(codes: Iterable[str], default: str = "fleet") -> str:
+    """The code to give an error with several AWS codes: the first that fails over (that is the
+    decision it carries), else the first, else `default`."""
+    listed = tuple(codes)
+    return next((c for c in listed if c in FAILOVER_CODES), listed[0] if listed else default)
+
+
 def fails_over(error: OhfError | None) -> bool:
     """True if `error` means "not here, not now" (capacity, quota, throttled, circuit open).
 
-    A fleet's errors arrive as AWS's "CODE: message" texts, so the codes are looked for there.
-    Never true for an error after which AWS may have launched: that request stays open.
+    Decided by the error's code. Only an error that has no AWS code of its own (ohf's "fleet" or
+    "error": known by its text alone) is read for one, as a whole code where AWS writes codes
+    (`codes_in`), never as a substring of the message. Never true for an error after which AWS
+    may have launched: that request stays open.
     """
     if error is None or error.code in INDETERMINATE_CODES:
         return False
-    return error.code in FAILOVER_CODES or any(code in error.message for code in CAPACITY_CODES)
+    if error.code in FAILOVER_CODES:
+        return True
+    if error.code not in TEXT_ONLY_CODES:
+        return False
+    return any(code in FAILOVER_CODES for code in codes_in(error.message))

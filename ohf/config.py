@@ -73,6 +73,12 @@ class StorageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     lock_timeout: Annotated[float, Meta(gt=0, le=600)] = 30.0
     # Requests and returns that ended longer ago than this are dropped from the state.
     retention_days: Annotated[float, Meta(ge=0, le=36_500)] = 7.0
+    # The event log is compacted (events folded into a snapshot of the state) by the next
+    # state-changing call once its events pass this many bytes, or once its oldest event is
+    # `compact_days` past `retention_days`. A fold keeps `retention_days` of events, but never
+    # more than half of `compact_bytes`: the size is a ceiling, so the log stays bounded.
+    compact_bytes: Annotated[int, Meta(ge=65_536, le=1 << 34)] = 4 << 20
+    compact_days: Annotated[float, Meta(gt=0, le=365)] = 1.0
     # dynamodb: the table (created by `ohf storage init`), and where it is if not [aws]'s.
     table: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,255}$")] | None = None
     region: str | None = None
@@ -90,6 +96,10 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     level: LogLevel = "INFO"
     file: str | None = None
+    # The log file is rotated (ohf.log -> ohf.log.1 -> ... -> ohf.log.<backups>) once it
+    # passes this size; 0 turns ohf's rotation off (for sites that use logrotate).
+    max_bytes: Annotated[int, Meta(ge=0, le=1 << 40)] = 10 << 20
+    backups: Annotated[int, Meta(ge=0, le=100)] = 5
 
 
 class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -250,15 +250,17 @@ def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
     """
     live = live_units(request)
     reasons = "; ".join(info.errors)
+    short = live < request.machine_count
+    codes = info.codes if short else ()
     if info.state in FLEET_OVER_STATES:
         why = reasons or f"the {request.provider_api} is {info.state}"
-        return _fleet_done(request, why if live < request.machine_count else ""), False
+        return _fleet_done(request, why if short else "", codes), False
     if info.activity == "error" or (info.errors and live < request.machine_count):
         why = reasons or f"the {request.provider_api} reported an error"
         # Only maintaining fleets and groups would go on launching (and only they can be
         # modified); a `request` fleet that erred has made its one attempt.
         maintains = request.fleet_type == "maintain" or request.provider_api == "ASG"
-        return _fleet_done(request, why if live < request.machine_count else ""), maintains
+        return _fleet_done(request, why if short else "", codes), maintains
     if request.fleet_type == "request" and (
         info.activity == "fulfilled" or live >= request.machine_count
     ):
@@ -266,12 +268,13 @@ def fleet_verdict(request: Request, info: FleetInfo) -> tuple[Request, bool]:
     return request, False
 
 
-def _fleet_done(request: Request, why: str) -> Request:
+def _fleet_done(request: Request, why: str, codes: tuple[str, ...] = ()) -> Request:
     note = f"{request.fleet_id} stopped short: {why}" if why else ""
     return msgspec.structs.replace(
         request,
         fleet_done=True,
         message="; ".join(x for x in (request.message, note) if x),
+        error_codes=tuple(dict.fromkeys((*request.error_codes, *codes))),
     )
 
 

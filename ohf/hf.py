@@ -6,12 +6,15 @@ directory. The clock is read once per call; the environment, the catalogue and t
 state reach the core from here as arguments. A call that changes state runs whole (AWS calls
 included) inside one store transaction; every commit, checkpoint or final, carries the events
 that take the last committed state to the new one, and the final state is stamped
-(`mark_ended`) and pruned before it is committed.
+(`mark_ended`) and pruned before it is committed. Then, still under the lock, the event log is
+compacted if it has grown past `[storage]`'s size or age (a failure there is logged, never
+turned into a failed call: the state was already committed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 CALLS = tuple(INPUTS)
 _encoder = msgspec.json.Encoder()
+log = logging.getLogger("ohf.store")
 
 
 class Shell(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,7 +251,31 @@ def _write_call(shell: Shell, call: str, message: Any, txn: store.Txn, now: int)
     saved = save(final)
     if isinstance(saved, Failure):
         return refused(saved.failure())
+    compact_if_due(shell.settings, txn, now)
     return _replied(result)
+
+
+def compact_if_due(settings: Settings, txn: store.Txn, now: int) -> None:
+    """Compact the event log now if it passed `[storage]`'s size or age (see `ohf.compaction`)."""
+    from ohf.compaction import due
+
+    policy = store.policy(settings, now)
+    size = txn.log_size()
+    if isinstance(size, Success) and not due(size.unwrap(), policy):
+        return
+    done = size.bind(lambda _: txn.compact(policy))
+    if isinstance(done, Failure):
+        log.warning("event log not compacted: %s", done.failure().message)
+        return
+    figures = done.unwrap()
+    if figures.folded:
+        log.info(
+            "event log compacted: %d event(s) folded into its snapshot, %d kept (%d -> %d bytes)",
+            figures.folded,
+            figures.kept,
+            figures.bytes_before,
+            figures.bytes_after,
+        )
 
 
 def _program(

@@ -194,6 +194,9 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     # The `[[providers]]` entry whose account and region hold this request's AWS resources
     # ("" = the only provider, configured by `[aws]`).
     provider: str = ""
+    # AWS's error codes behind `message` (why its fleet or group stopped short), as AWS gave
+    # them: what failover decides by.
+    error_codes: tuple[str, ...] = ()
     # Set on a part placed on another provider when the first could not take it all: the
     # HF request id it belongs to (HF knows only that id; its status covers every part).
     parent: str | None = None
@@ -215,7 +218,10 @@ class FleetInfo(msgspec.Struct, frozen=True, kw_only=True):
     activity: str = ""
     target_units: int = 0
     fulfilled_units: float = 0.0
+    # Why it falls short, for people ("CODE: message"), and AWS's codes for it, in order: the
+    # fleet's `Errors[].ErrorCode`, its history's error subtypes, a group's failed activities.
     errors: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
 
 
 class FleetLaunch(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,6 +230,8 @@ class FleetLaunch(msgspec.Struct, frozen=True, kw_only=True):
     fleet_id: str
     instances: tuple[Instance, ...] = ()
     errors: tuple[str, ...] = ()
+    # AWS's `Errors[].ErrorCode` of an instant fleet's launch, in order.
+    codes: tuple[str, ...] = ()
 
 
 class SpotSignal(msgspec.Struct, frozen=True, kw_only=True):

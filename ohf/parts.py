@@ -15,7 +15,7 @@ import msgspec
 from returns.result import Failure, Result, Success
 
 from ohf.acquire import launch_part, with_request
-from ohf.codes import fails_over
+from ohf.codes import fails_over, leading_code
 from ohf.fleets import fleet_type
 from ohf.intents import Intent
 from ohf.messages import (
@@ -385,7 +385,7 @@ def spill_over(
             or not last.fleet_done
             or last.status != "complete_with_error"
             or short <= 0
-            or not fails_over(OhfError(message=last.message, code="fleet"))
+            or not fails_over(OhfError(message=last.message, code=leading_code(last.error_codes)))
         ):
             continue
         template = find_template(templates, root.template_id)

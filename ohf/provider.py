@@ -43,9 +43,11 @@ from ohf.shell import CallHook, aws_shells, new_correlation
 
 if TYPE_CHECKING:
     from ohf.breaker import Breaker
+    from ohf.compaction import Compacted
     from ohf.config import AwsConfig
     from ohf.discovery import Discovery
     from ohf.effects.health import Report
+    from ohf.effects.store import Check, Imported
     from ohf.events import Event
     from ohf.explain import Explanation
     from ohf.listings import MachineRow, RequestDetail, RequestRow, TemplateRow
@@ -339,11 +341,27 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
 
         return store.export_lines(self.settings)
 
-    def import_lines(self, lines: Iterable[bytes], *, force: bool = False) -> Result[int, OhfError]:
-        """Load JSON lines made by `export_lines`; the number of lines read."""
+    def import_lines(
+        self, lines: Iterable[bytes], *, force: bool = False
+    ) -> Result[Imported, OhfError]:
+        """Load JSON lines made by `export_lines`: lines read, and (with `force`) where an
+        unreadable store was kept aside."""
         from ohf.effects import store
 
         return store.import_lines(self.settings, lines, force=force)
+
+    def compact_store(self) -> Result[Compacted, OhfError]:
+        """Fold the event log's old events into its snapshot now, as `[storage]` says."""
+        from ohf.effects import store
+
+        shell = self.shell()
+        return store.compact(self.settings, shell.now(), owner=shell.correlation)
+
+    def check_store(self) -> Check:
+        """Whether the store and its log are readable and agree; changes nothing."""
+        from ohf.effects import store
+
+        return store.check(self.settings)
 
     # --- Set-up ------------------------------------------------------------------------------
 

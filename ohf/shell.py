@@ -136,10 +136,13 @@ def configure_logging(
     call (or "serve") and its correlation id, secrets from `env` and `secrets` masked."""
     from ohf.effects import logs
 
+    logging_config = settings.config.logging
     return logs.setup(
         settings.log_path,
-        settings.config.logging.level,
+        logging_config.level,
         label,
         correlation,
         secrets=(*logs.env_secrets(env), *secrets),
+        max_bytes=logging_config.max_bytes,
+        backups=logging_config.backups,
     )

@@ -98,13 +98,18 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def storage(args: argparse.Namespace) -> int:
-    """`ohf storage init|export|import`: set up a store and move its content in and out."""
+    """`ohf storage init|export|import|compact|check`: set up a store, move its content in and
+    out, compact its event log, check that it reads and agrees with its log."""
     from ohf.effects.files import read_bytes, write_bytes
 
     command = f"storage {args.action}"
     provider = open_provider(args, command)
     if provider is None:
         return 1
+    if args.action in ("compact", "check"):
+        from ohf.cli.store import check, compact
+
+        return (compact if args.action == "compact" else check)(provider, args)
     if args.action == "init":
         done = provider.init_store()
         if isinstance(done, Failure):
@@ -135,7 +140,10 @@ def storage(args: argparse.Namespace) -> int:
     imported = provider.import_lines(raw.splitlines(), force=args.force)
     if isinstance(imported, Failure):
         return failed(command, imported.failure())
-    print(f"imported {imported.unwrap()} line(s) into {provider.store_description()}")
+    result = imported.unwrap()
+    print(f"imported {result.lines} line(s) into {provider.store_description()}")
+    if result.kept_aside:
+        print(f"the unreadable store was kept aside as {result.kept_aside}")
     return 0
 
 
@@ -260,7 +268,17 @@ def run(argv: Sequence[str]) -> int:
     top = parser()
     try:
         args, extra = top.parse_known_args(list(argv))
-        if extra:
+        if (
+            extra
+            and args.command == "storage"
+            and args.file is None
+            and len(extra) == 1
+            and not extra[0].startswith("-")
+        ):
+            # `storage import --force FILE`: argparse gives out the optional FILE before the
+            # flag, then has FILE left over.
+            args.file = extra[0]
+        elif extra:
             # Said by the command's own parser: its usage line, `ohf CMD: error: ...`.
             subparser(top, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exit_:

@@ -136,10 +136,18 @@ def _events(parser: argparse.ArgumentParser) -> None:
     _config(parser)
 
 
+STORAGE_ACTIONS = ("init", "export", "import", "compact", "check")
+
+
 def _storage(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["init", "export", "import"], help="what to do")
+    parser.add_argument("action", choices=list(STORAGE_ACTIONS), help="what to do")
     parser.add_argument("file", nargs="?", help="export: to FILE; import: from FILE (default -)")
-    parser.add_argument("--force", action="store_true", help="import: replace what it holds")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="import: replace what the store holds (an unreadable store is kept aside first)",
+    )
+    _json(parser, "check: the figures")
     _config(parser)
 
 
@@ -248,10 +256,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="storage",
         group="Data",
-        summary="set up the store, export it, import it (init, export, import)",
+        summary="set up, export, import, compact or check the store ("
+        + ", ".join(STORAGE_ACTIONS)
+        + ")",
         example="ohf storage export /backup/ohf-state.jsonl",
         options=_storage,
-        words=("init", "export", "import"),
+        words=STORAGE_ACTIONS,
     ),
     Command(
         name="serve",

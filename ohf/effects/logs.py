@@ -125,8 +125,17 @@ def setup(
     call: str,
     correlation_id: str,
     secrets: Iterable[str] = (),
+    *,
+    max_bytes: int = 0,
+    backups: int = 0,
 ) -> logging.Logger:
-    """Configure the `ohf` logger (and, at DEBUG, boto's) for this process and return it."""
+    """Configure the `ohf` logger (and, at DEBUG, boto's) for this process and return it.
+
+    The file is rotated at `max_bytes` with `backups` old files kept (`ohf.effects.logfile`:
+    safe with many processes appending at once); 0 never rotates.
+    """
+    from ohf.effects.logfile import SharedFileHandler
+
     logger = logging.getLogger("ohf")
     logger.setLevel(level)
     logger.propagate = False
@@ -140,7 +149,7 @@ def setup(
         if path is None:
             raise OSError("no log file configured")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        handler = SharedFileHandler(path, max_bytes=max_bytes, backups=backups)
     except OSError:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonLines(call, correlation_id))

@@ -1,4 +1,7 @@
-"""The DynamoDB store's table: client, errors, consistent reads, the lease, fenced commits."""
+"""The DynamoDB store's table: client, errors, consistent reads, the lease.
+
+Commits live in `store_dynamodb_commit`.
+"""
 
 from __future__ import annotations
 
@@ -21,23 +24,13 @@ from ohf.effects.store_dynamodb_items import (
     LEASE,
     STATE,
     Item,
-    Snapshot,
-    _body_item,
-    _changes,
-    _decode_events,
+    View,
     _decode_state,
-    _event_batches,
     _key,
     _Unreadable,
+    decode_log,
 )
-from ohf.events import Event
-from ohf.model import OhfError, State
-
-MAX_ACTIONS = 100  # TransactWriteItems' limit
-MAX_TXN_BYTES = 3_500_000  # under the 4 MB limit of one transaction
-
-# Attribute names DynamoDB reserves (OWNER) or may: always go through placeholders.
-_NAMES = {"#v": "ver", "#o": "owner", "#e": "expires", "#p": "partial", "#by": "by", "#at": "at"}
+from ohf.model import OhfError
 
 
 class _Busy(Exception):
@@ -146,7 +139,7 @@ def _head_version(client: Any, table: str) -> tuple[int, bool]:
 
 def _snapshot(
     client: Any, settings: Settings, *, with_events: bool = False, me: str | None = None
-) -> Snapshot:
+) -> View:
     """A consistent snapshot: the head's version is the same before and after the reads.
 
     `me` is the caller's own lease, if it holds one: then a `partial` head can only be the
@@ -158,8 +151,8 @@ def _snapshot(
     while True:
         snap = _decode_state(_query(client, table, STATE))
         if with_events:
-            keys, events = _decode_events(_query(client, table, EVENTS))
-            snap = msgspec.structs.replace(snap, event_keys=keys, events=events)
+            found = decode_log(_query(client, table, EVENTS))
+            snap = msgspec.structs.replace(snap, event_keys=found.keys, log=found.log)
         version, partial = _head_version(client, table)
         # A half-written big commit is waited for while its writer's lease is live; a dead
         # writer's half is all there is, and the next writer carries on from it.
@@ -283,125 +276,3 @@ def _release(client: Any, settings: Settings, owner: str) -> None:
             ExpressionAttributeNames={"#o": "owner"},
             ExpressionAttributeValues={":me": {"S": owner}},
         )
-
-
-def _size(action: Item) -> int:
-    op = next(iter(action.values()))
-    body = op.get("Item", {}).get("body", {}).get("B", b"")
-    return len(body) + 200
-
-
-def _chunks(actions: list[Item]) -> list[list[Item]]:
-    """Actions grouped to fit one transaction each, beside the lease and head updates."""
-    chunks: list[list[Item]] = [[]]
-    size = 0
-    for action in actions:
-        if len(chunks[-1]) >= MAX_ACTIONS - 2 or size + _size(action) > MAX_TXN_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(action)
-        size += _size(action)
-    return chunks
-
-
-def _fences(settings: Settings, owner: str, version: int, fmt: int, *, partial: bool) -> list[Item]:
-    """The two conditions of every commit: the lease is ours (renewed), the head unchanged."""
-    table, now = _table(settings), time.time()
-    head_condition = "attribute_not_exists(pk)" if version == 0 else "#v = :v"
-    values: dict[str, Any] = {
-        ":next": {"N": str(version + 1)},
-        ":fmt": {"N": str(fmt)},
-        ":me": {"S": owner},
-        ":now": {"N": f"{now:.3f}"},
-    }
-    if version:
-        values[":v"] = {"N": str(version)}
-    update = "SET #v = :next, fmt = :fmt, #by = :me, #at = :now"
-    if partial:
-        values[":yes"] = {"BOOL": True}
-        update += ", #p = :yes"
-    else:
-        update += " REMOVE #p"
-    names = {k: _NAMES[k] for k in ("#v", "#by", "#at", "#p")}
-    return [
-        {
-            "Update": {
-                "TableName": table,
-                "Key": _key(STATE, LEASE),
-                "UpdateExpression": "SET #e = :exp",
-                "ConditionExpression": "#o = :me",
-                "ExpressionAttributeNames": {"#e": "expires", "#o": "owner"},
-                "ExpressionAttributeValues": {
-                    ":exp": {"N": f"{now + settings.config.storage.lease_seconds:.3f}"},
-                    ":me": {"S": owner},
-                },
-            }
-        },
-        {
-            "Update": {
-                "TableName": table,
-                "Key": _key(STATE, HEAD),
-                "UpdateExpression": update,
-                "ConditionExpression": head_condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        },
-    ]
-
-
-def _refused(settings: Settings, exc: Exception, version: int, written: int) -> Failure[OhfError]:
-    reasons = [
-        r.get("Code", "None") for r in getattr(exc, "response", {}).get("CancellationReasons", [])
-    ]
-    table = _table(settings)
-    if reasons[:1] == ["ConditionalCheckFailed"]:
-        why = (
-            "this call no longer holds the lease (it outlived lease_seconds and another ohf "
-            "call took the store over)"
-        )
-    elif reasons[1:2] == ["ConditionalCheckFailed"]:
-        why = f"the state changed since this call read it (version {version})"
-    else:
-        return _error(settings, "commit", exc)
-    already = (
-        f"; {written} earlier part(s) of this commit were written"
-        if written
-        else "; nothing was written"
-    )
-    return Failure(
-        OhfError(message=f"dynamodb table {table}: commit refused: {why}{already}", code="conflict")
-    )
-
-
-def _commit(
-    client: Any,
-    settings: Settings,
-    owner: str,
-    version: int,
-    before: State,
-    after: State,
-    events: tuple[Event, ...],
-    *,
-    drop_events: tuple[str, ...] = (),
-) -> Result[int, OhfError]:
-    """Write `after` over `before` (changed items only) and `events`; the new version."""
-    table = _table(settings)
-    event_items = [
-        {"Put": {"TableName": table, "Item": _body_item(EVENTS, f"{version + 1:016d}#{n:04d}", b)}}
-        for n, b in enumerate(_event_batches(events))
-    ]
-    dropped = [{"Delete": {"TableName": table, "Key": _key(EVENTS, k)}} for k in drop_events]
-    chunks = _chunks(_changes(table, before, after) + dropped + event_items)
-    current = version
-    for number, chunk in enumerate(chunks):
-        last = number == len(chunks) - 1
-        fences = _fences(settings, owner, current, after.version, partial=not last)
-        try:
-            client.transact_write_items(TransactItems=fences + chunk)
-        except _aws_errors() as exc:
-            if _code(exc) == "TransactionCanceledException":
-                return _refused(settings, exc, current, number)
-            return _error(settings, "commit", exc)
-        current += 1
-    return Success(current)

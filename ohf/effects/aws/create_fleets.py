@@ -218,8 +218,18 @@ def fleet_launch(response: dict[str, Any], spec: FleetSpec) -> FleetLaunch:
         for item in response.get("Instances", []) or []
         for instance_id in item.get("InstanceIds", []) or []
     )
-    errors = tuple(_pool_error(e) for e in response.get("Errors", []) or [])
-    return FleetLaunch(fleet_id=str(response["FleetId"]), instances=instances, errors=errors)
+    raw_errors = response.get("Errors", []) or []
+    return FleetLaunch(
+        fleet_id=str(response["FleetId"]),
+        instances=instances,
+        errors=tuple(_pool_error(e) for e in raw_errors),
+        codes=error_codes(raw_errors),
+    )
+
+
+def error_codes(errors: list[dict[str, Any]]) -> tuple[str, ...]:
+    """AWS's `ErrorCode` of each of a fleet's `Errors`, in order, once each."""
+    return tuple(dict.fromkeys(str(e["ErrorCode"]) for e in errors if e.get("ErrorCode")))
 
 
 def _create_ec2_fleet(clients: ClientGetter, spec: FleetSpec) -> Answer:

@@ -11,8 +11,9 @@ from typing import Any
 import msgspec
 from returns.result import Failure, Success
 
+from ohf.codes import HISTORY_CODES, codes_in
 from ohf.effects.aws.clients import ClientGetter
-from ohf.effects.aws.create_fleets import _pool_error
+from ohf.effects.aws.create_fleets import _pool_error, error_codes
 from ohf.effects.aws.errors import Answer, _timed
 from ohf.effects.aws.instances import chunks
 from ohf.intents import DescribeFleets
@@ -78,6 +79,7 @@ def ec2_fleet_info(raw: dict[str, Any]) -> FleetInfo:
         target_units=int(target.get("TotalTargetCapacity", 0)),
         fulfilled_units=float(raw.get("FulfilledCapacity", 0.0) or 0.0),
         errors=tuple(_pool_error(e) for e in raw.get("Errors", []) or []),
+        codes=error_codes(raw.get("Errors", []) or []),
     )
 
 
@@ -151,12 +153,22 @@ def _history_errors(clients: ClientGetter, info: FleetInfo, created: datetime | 
         key=lambda r: r.get("Timestamp") or since,
         reverse=True,
     )
-    reasons = [
-        f"{e.get('EventSubType', 'error')}: {e.get('EventDescription', '')}"
-        for e in (r.get("EventInformation") or {} for r in records)
-    ]
+    events = [r.get("EventInformation") or {} for r in records]
+    reasons = [f"{e.get('EventSubType', 'error')}: {e.get('EventDescription', '')}" for e in events]
     errors = tuple(dict.fromkeys((*info.errors, *reasons)))[:ERRORS_KEPT]
-    return msgspec.structs.replace(info, errors=errors)
+    return msgspec.structs.replace(
+        info, errors=errors, codes=tuple(dict.fromkeys((*info.codes, *map(_event_code, events))))
+    )
+
+
+def _event_code(event: dict[str, Any]) -> str:
+    """The code of one history error event: its subtype (AWS's name for the error, mapped to
+    the error code it stands for), else a code its description names."""
+    subtype = str(event.get("EventSubType") or "")
+    if subtype:
+        return HISTORY_CODES.get(subtype, subtype)
+    found = codes_in(str(event.get("EventDescription") or ""))
+    return found[0] if found else "error"
 
 
 def _with_history(
@@ -200,8 +212,13 @@ def _spot_fleet_infos(clients: ClientGetter, ids: tuple[str, ...]) -> Answer:
     return found.map(lambda raws: _with_history(clients, map(spot_fleet_info, raws), raws))
 
 
-def _scaling_failures(clients: ClientGetter, names: set[str]) -> dict[str, tuple[str, ...]]:
-    """Recent failed scaling activities of the groups `names`, in one call (newest first).
+def _scaling_failures(
+    clients: ClientGetter, names: set[str]
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Recent failed scaling activities of the groups `names`, in one call (newest first):
+    their reasons, and the AWS error codes those name (a scaling activity has no code field:
+    its `StatusCode` is only Failed or Cancelled, so the text is the last resort, read for whole
+    known codes only).
 
     One group is asked by name; several at once account-wide (the latest 100 activities).
     """
@@ -219,7 +236,13 @@ def _scaling_failures(clients: ClientGetter, names: set[str]) -> dict[str, tuple
         if name in names and activity.get("StatusCode") in ("Failed", "Cancelled"):
             reason = activity.get("StatusMessage") or activity.get("Description") or "failed"
             failures.setdefault(name, []).append(str(reason))
-    return {name: tuple(dict.fromkeys(r))[:ERRORS_KEPT] for name, r in failures.items()}
+    return {
+        name: (
+            tuple(dict.fromkeys(r))[:ERRORS_KEPT],
+            tuple(dict.fromkeys(c for reason in r for c in codes_in(reason))),
+        )
+        for name, r in failures.items()
+    }
 
 
 def _group_infos(clients: ClientGetter, names: tuple[str, ...]) -> Answer:
@@ -244,7 +267,9 @@ def _group_infos(clients: ClientGetter, names: tuple[str, ...]) -> Answer:
     failures = _scaling_failures(clients, short) if short else {}
     return Success(
         {
-            name: msgspec.structs.replace(info, errors=failures[name]) if name in failures else info
+            name: msgspec.structs.replace(info, errors=failures[name][0], codes=failures[name][1])
+            if name in failures
+            else info
             for name, info in infos.items()
         }
     )

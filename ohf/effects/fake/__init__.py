@@ -41,6 +41,9 @@ Fleets and groups (EC2 Fleet, Spot Fleet, Auto Scaling group), where moto falls 
   on-demand instances never get one. Rebalance recommendations are not modelled: no describe
   API shows them, so the boto3 interpreter never reports one.
 
+A long run (a simulated year) calls `forget(cloud)` now and then: AWS stops showing terminated
+instances and deleted fleets after a while, and so does the fake.
+
 Time: `tick(cloud)` runs at the start of every DescribeInstances and DescribeFleets (whether or
 not the call itself fails), so fleets fill and notices land between HF polls without test code
 doing anything; call `tick` directly for explicit control. Move the clock with
@@ -77,6 +80,7 @@ from ohf.effects.fake.cloud import (
 from ohf.effects.fake.dispatch import CloudRef, interpreter, step
 from ohf.effects.fake.disturb import (
     exhaust,
+    forget,
     inject,
     interrupt,
     notify_interruption,
@@ -96,6 +100,7 @@ __all__ = [
     "Fault",
     "exhaust",
     "fleet_instances",
+    "forget",
     "inject",
     "interpreter",
     "interrupt",

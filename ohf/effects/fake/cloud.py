@@ -121,6 +121,12 @@ def _error(operation: str, code: str, message: str) -> Failure[OhfError]:
     return Failure(OhfError(message=f"{operation}: {code}: {message}", code=code))
 
 
+def error_codes(errors: tuple[str, ...]) -> tuple[str, ...]:
+    """The codes of the fake's own "CODE: message (place)" pool errors: what AWS gives as each
+    error's `ErrorCode` beside its message, in order, once each."""
+    return tuple(dict.fromkeys(e.split(":", 1)[0] for e in errors))
+
+
 def _next_serial(cloud: FakeCloud) -> tuple[FakeCloud, int]:
     return msgspec.structs.replace(cloud, serial=cloud.serial + 1), cloud.serial + 1
 

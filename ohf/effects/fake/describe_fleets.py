@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from returns.result import Success
 
-from ohf.effects.fake.cloud import Answer, FakeCloud, _take_fault
+from ohf.effects.fake.cloud import Answer, FakeCloud, _take_fault, error_codes
 from ohf.effects.fake.fleets import _instant, _members, _units
 from ohf.intents import DescribeFleets
 from ohf.model import FleetApi, FleetInfo
@@ -36,6 +36,7 @@ def _info(cloud: FakeCloud, api: FleetApi, fleet_id: str) -> FleetInfo:
         fulfilled_units=float(_units(live)),
         # DescribeFleets carries an instant fleet's launch errors; the rest is history.
         errors=fleet.errors if _instant(fleet) else (),
+        codes=error_codes(fleet.errors) if _instant(fleet) else (),
     )
 
 
@@ -68,5 +69,9 @@ def _describe_fleets(cloud: FakeCloud, intent: DescribeFleets) -> tuple[FakeClou
             fleet = cloud.fleets.get(fid)
             wanted = fleet_id == fid or (fleet_id is None and info.api == "ASG")
             if wanted and fleet is not None and not _instant(fleet) and info.state != "gone":
-                infos[fid] = msgspec.structs.replace(info, errors=fleet.errors)
+                # The history's error subtypes / a group's failed activities name the same
+                # codes as the pool errors behind them.
+                infos[fid] = msgspec.structs.replace(
+                    info, errors=fleet.errors, codes=error_codes(fleet.errors)
+                )
     return cloud, Success(infos)

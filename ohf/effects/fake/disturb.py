@@ -56,3 +56,30 @@ def exhaust(cloud: FakeCloud, instance_type: str) -> FakeCloud:
     if instance_type in cloud.exhausted:
         return cloud
     return msgspec.structs.replace(cloud, exhausted=(*cloud.exhausted, instance_type))
+
+
+def forget(cloud: FakeCloud) -> FakeCloud:
+    """Days later: what AWS no longer shows, gone from the fake too, so a long run stays small.
+
+    Terminated instances vanish (with their notices, volume tags and launch tokens), fleets
+    deleted, cancelled or expired with no instance left are gone (with their tokens), and the
+    `calls` record starts again.
+    """
+    instances = {i: x for i, x in cloud.instances.items() if x.instance.state != "terminated"}
+    members = {x.fleet_id for x in instances.values() if x.fleet_id is not None}
+    volumes = {v for x in instances.values() for v in x.instance.volume_ids}
+    fleets = {
+        f: fleet
+        for f, fleet in cloud.fleets.items()
+        if not (fleet.deleted or fleet.expired) or f in members
+    }
+    return msgspec.structs.replace(
+        cloud,
+        instances=instances,
+        fleets=fleets,
+        tokens={t: ids for t, ids in cloud.tokens.items() if any(i in instances for i in ids)},
+        fleet_tokens={t: f for t, f in cloud.fleet_tokens.items() if f in fleets},
+        signals={i: s for i, s in cloud.signals.items() if i in instances},
+        volume_tags={v: tags for v, tags in cloud.volume_tags.items() if v in volumes},
+        calls=(),
+    )

@@ -19,6 +19,7 @@ from ohf.effects.fake.cloud import (
     FakeLaunchTemplate,
     _error,
     _next_serial,
+    error_codes,
 )
 from ohf.effects.fake.instances import _room, _set_state, _start
 from ohf.intents import CreateFleet, FleetSpec, Override, SpotMarket
@@ -259,7 +260,9 @@ def _create_fleet(cloud: FakeCloud, intent: CreateFleet) -> tuple[FakeCloud, Ans
     cloud, fleet, made, errors = _attempt(cloud, fleet)
     # An instant fleet reports every pool that failed, even when others made up the target.
     instances = tuple(_instant_answer(m, spec) for m in made)
-    launch = FleetLaunch(fleet_id=fleet.fleet_id, instances=instances, errors=errors)
+    launch = FleetLaunch(
+        fleet_id=fleet.fleet_id, instances=instances, errors=errors, codes=error_codes(errors)
+    )
     fleet = msgspec.structs.replace(fleet, launch=launch, errors=errors)
     return _with_fleet(cloud, fleet), Success(launch)
 
