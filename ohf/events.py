@@ -15,7 +15,6 @@ from typing import Any, Literal
 import msgspec
 
 from ohf.model import ENDED_STATES, Machine, Request, ReturnRequest, State
-from ohf.status import settled
 
 EventKind = Literal[
     "request_created",
@@ -216,6 +215,10 @@ def mark_ended(before: State, after: State, now: int) -> State:
     keep their time. `before` is the state the call started from: anything it had already
     stamped is stamped in `after` too.
     """
+    # Here rather than at the top: the stores decode events on every read (getAvailableTemplates
+    # included), and `ohf.status` brings the programs and the fleets with it.
+    from ohf.status import settled
+
     requests = {
         rid: msgspec.structs.replace(r, ended_at=_end(before.requests.get(rid), now))
         if r.ended_at is None and settled(r)
@@ -248,6 +251,8 @@ def prunable(request: Request, now: int, retention: int) -> bool:
     `settled` is asked again rather than trusting `ended_at` alone: a request stamped by hand
     (or by an older ohf) while a machine still runs is kept.
     """
+    from ohf.status import settled
+
     return _expired(request.ended_at, now, retention) and settled(request)
 
 

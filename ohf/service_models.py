@@ -69,6 +69,7 @@ OPERATIONS: Mapping[str, frozenset[str]] = {
     "sts": frozenset({"AssumeRole", "AssumeRoleWithWebIdentity", "GetCallerIdentity"}),
     "dynamodb": frozenset(
         {
+            "BatchWriteItem",
             "CreateTable",
             "DeleteItem",
             "DescribeTable",

@@ -9,6 +9,7 @@ users' property tests: they may reach the fake cloud and the door.
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -292,8 +293,23 @@ def _loaded(conf: Path, call: str, body: object, tmp: Path, **env: str) -> tuple
     return set(tail.split()), proc.stdout
 
 
+@functools.cache
+def _at_startup() -> frozenset[str]:
+    """What this interpreter loads before any code runs: a site's `.pth` files may import
+    (certifi, say, and with it importlib.resources); that is not the call's doing."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return frozenset(proc.stdout.decode().split())
+
+
 def _loaded_of(names: set[str], packages: tuple[str, ...]) -> list[str]:
-    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in packages))
+    return sorted(
+        n for n in names - _at_startup() if any(n == p or n.startswith(p + ".") for p in packages)
+    )
 
 
 def test_the_template_call_loads_only_what_listing_templates_needs(tmp_path: Path) -> None:

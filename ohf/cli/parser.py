@@ -147,7 +147,7 @@ def _storage(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="import: replace what the store holds (an unreadable store is kept aside first)",
     )
-    _json(parser, "check: the figures")
+    _json(parser, "what check finds")
     _config(parser)
 
 
@@ -256,9 +256,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         name="storage",
         group="Data",
-        summary="set up, export, import, compact or check the store ("
-        + ", ".join(STORAGE_ACTIONS)
-        + ")",
+        summary="the store: " + ", ".join(STORAGE_ACTIONS),
         example="ohf storage export /backup/ohf-state.jsonl",
         options=_storage,
         words=STORAGE_ACTIONS,

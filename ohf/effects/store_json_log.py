@@ -13,20 +13,31 @@ the state file's mark, never rewritten.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 from returns.result import Failure, Result, Success
 
-from ohf.compaction import Log, Snapshot
-from ohf.events import Event
 from ohf.model import OhfError
 
+if TYPE_CHECKING:
+    # Imported where a log is decoded: getAvailableTemplates reads the state file only, and
+    # the events' module brings the programs with it.
+    from ohf.compaction import Log, Snapshot
+    from ohf.events import Event
+
 _encoder = msgspec.json.Encoder()
-_event = msgspec.json.Decoder(Event)
-_snapshot = msgspec.json.Decoder(Snapshot)
+
+
+@functools.cache
+def _decoders() -> tuple[msgspec.json.Decoder[Snapshot], msgspec.json.Decoder[Event]]:
+    from ohf.compaction import Snapshot
+    from ohf.events import Event
+
+    return msgspec.json.Decoder(Snapshot), msgspec.json.Decoder(Event)
 
 
 class _At(msgspec.Struct):
@@ -179,6 +190,9 @@ def _unreadable(source: Path, where: str, exc: Exception) -> Failure[OhfError]:
 
 def decode_log(raw: bytes, *, base: int, mark: int | None, source: Path) -> Result[Log, OhfError]:
     """The snapshot (the first `base` bytes) and events (up to `mark`) of a log file's bytes."""
+    from ohf.compaction import Log
+
+    _snapshot, _event = _decoders()
     snapshot: Snapshot | None = None
     if base:
         try:
