@@ -122,7 +122,9 @@ def _breaker_reasons(
 def _summary(row: RequestRow, parts: list[Request]) -> str:
     where = ", ".join(row.providers)
     if row.status == "complete":
-        return f"complete: {row.held} of {row.asked} unit(s) held on {where}"
+        # Where the units are, not every provider tried: a part that failed over holds none.
+        holding = list(dict.fromkeys(label(p.provider) for p in parts if live_units(p) > 0))
+        return f"complete: {row.held} of {row.asked} unit(s) held on {', '.join(holding) or where}"
     if row.status == "running":
         return f"running: {row.held} of {row.asked} unit(s) so far, on {where}"
     return f"ended short: {row.held} of {row.asked} unit(s) usable, on {where}"

@@ -303,6 +303,7 @@ def _reasons_are_right(got: dict[str, Any], ids: Built) -> None:
     ]
     assert got["explain_overflow"]["summary"] == "complete: 5 of 5 unit(s) held on a, b"
     assert "1 unit(s) failed over from a to b" in got["explain_short"]["reasons"]
+    assert got["explain_short"]["summary"] == "complete: 1 of 1 unit(s) held on b"
     assert any(
         f"lost before HF returned them ({ids.lost}" in r for r in got["explain_spot"]["reasons"]
     )
