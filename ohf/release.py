@@ -108,7 +108,16 @@ def lower_fleets(
             or request.fleet_target == 0
         ):
             continue
-        target = max(request.fleet_target - units, 0)
+        # Never below what HF keeps of the fleet: a return retried after TerminateInstances
+        # failed finds its fleet lowered already and must not lower it again.
+        kept = sum(
+            m.units
+            for m in request.machines
+            if m.returned_by is None and m.state not in ENDED_STATES and m.machine_id not in ids
+        )
+        target = max(request.fleet_target - units, min(kept, request.fleet_target), 0)
+        if target == request.fleet_target:
+            continue
         intent, lowered = set_target(request, target)
         answer = yield from on(request.provider, perform(intent))
         if isinstance(answer, Failure):
@@ -213,7 +222,11 @@ def return_machines(
     if not states and error is not None:
         if lowered == state:
             return Failure(error)
-        return Success(Done(reply=ErrorOut(message=error.message), state=lowered, exit_code=1))
+        message = (
+            f"{error.message}; nothing was terminated (the fleets were lowered first and stay "
+            "lowered, so AWS does not replace the machines: return them again)"
+        )
+        return Success(Done(reply=ErrorOut(message=message), state=lowered, exit_code=1))
     done_ids = tuple(i for i in ids if i in states)
     ret = ReturnRequest(request_id=return_id, created_at=now, machine_ids=done_ids)
     new_state = mark_returned(lower_groups(lowered, states), return_id, states)

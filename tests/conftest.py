@@ -211,11 +211,21 @@ def _process_logging_restored() -> Iterator[None]:
 
     An in-process CLI call configures the process's logging as HF's one-call process would
     (`ohf.effects.logs.setup`: its own file handler, no propagation), which would otherwise
-    hide later tests' records from pytest's caplog, depending on the order tests run in.
+    hide later tests' records from pytest's caplog, depending on the order tests run in. A
+    server's `logging.config.dictConfig` (some litestar and uvicorn releases) disables every
+    logger that exists by then, `ohf.api` included: that is put back too.
     """
     loggers = [logging.getLogger(name) for name in ("ohf", "botocore", "boto3", "urllib3")]
     saved = [(log, log.level, log.propagate, list(log.handlers)) for log in loggers]
+    disabled = {
+        name: log.disabled
+        for name, log in logging.Logger.manager.loggerDict.items()
+        if isinstance(log, logging.Logger) and name.split(".")[0] == "ohf"
+    }
     yield
+    for name, log in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(log, logging.Logger) and name.split(".")[0] == "ohf":
+            log.disabled = disabled.get(name, False)
     for log, level, propagate, handlers in saved:
         for handler in list(log.handlers):
             if handler not in handlers:

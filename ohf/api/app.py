@@ -16,6 +16,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.logging.config import LoggingConfig
 from returns.result import Failure
 
 from ohf.api.auth import Verifier, allowed, foreign_host
@@ -133,4 +134,7 @@ def make_app(api: ApiConfig, verify: Verifier, provider: Provider, tally: Tally)
         exception_handlers={HTTPException: _http_error},
         # The document comes from ohf.messages (ohf.api.openapi), not from these handlers.
         openapi_config=None,
+        # Litestar's own logger only: the root logger is the embedding process's (ohf serve
+        # configures `ohf`'s; a caller's, or pytest's, handlers stay where they are).
+        logging_config=LoggingConfig(configure_root_logger=False),
     )
